@@ -1,0 +1,1 @@
+"""jcl: continual learning in JAX (placeholder, replaced below)."""

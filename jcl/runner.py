@@ -1,0 +1,101 @@
+"""The loop over tasks: compiled task steps, progress, checkpoints.
+
+``run_seeds`` trains one learner for a group of seeds (a ``vmap`` axis)
+through all tasks. After each task it saves the whole carry, so a killed
+run restarts after its last finished task and ends with exactly the
+numbers of an uninterrupted run.
+"""
+
+import os
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jcl import checkpoint
+from jcl.data import Protocol, to_device
+from jcl.train import Learner, compile_run
+
+
+class RunResult(NamedTuple):
+    """Outputs of one run over seeds.
+
+    Attributes:
+      R: float ``[S, T, T]`` accuracy matrices.
+      R_init: float ``[S, T, T]`` accuracies of the untrained model.
+      metrics: dict of float ``[S, T, num_steps]`` loss curves.
+      seconds: wall seconds per task (compile included in the first).
+    """
+
+    R: np.ndarray
+    R_init: np.ndarray
+    metrics: dict
+    seconds: np.ndarray
+
+
+def run_seeds(learner: Learner, protocol: Protocol, hp: dict, keys, *,
+              joint=False, ckpt_path=None,
+              progress: Callable[[str], None] | None = print,
+              label='') -> RunResult:
+    """Trains ``learner`` on every task of ``protocol`` for several seeds.
+
+    Args:
+      learner: the static learner.
+      protocol: data and scenario.
+      hp: dict of ``[S]`` arrays (one value per seed or grid point).
+      keys: ``[S, 2]`` PRNG keys.
+      joint: train task ``t`` on the data of tasks ``0..t`` (Joint).
+      ckpt_path: where to checkpoint after each task (``None``: never).
+      progress: called with one line per finished task.
+      label: prefix of the progress lines.
+
+    Returns:
+      A :class:`RunResult`.
+    """
+    from jcl.data import cumulative
+    train = to_device(cumulative(protocol.train) if joint
+                      else protocol.train)
+    test = to_device(protocol.test)
+    active = jnp.asarray(protocol.active)
+    hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
+    init, task, init_acc = compile_run(learner)
+    state = init(hp, keys, active)
+    num_tasks = protocol.num_tasks
+    rows, metrics, seconds, start = [], {}, [], 0
+    R_init = np.asarray(init_acc(state, test, active))
+    if ckpt_path and os.path.exists(ckpt_path):
+        state, extra = checkpoint.load(ckpt_path, state)
+        start = int(extra['tasks_done'])
+        rows = list(extra['R'].transpose(1, 0, 2))
+        seconds = list(extra['seconds'])
+        metrics = {k[len('m_'):]: list(v.transpose(1, 0, 2))
+                   for k, v in extra.items() if k.startswith('m_')}
+        if progress:
+            progress(f'{label} resuming after task {start}/{num_tasks} '
+                     f'from {ckpt_path}')
+    for t in range(start, num_tasks):
+        t0 = time.time()
+        state, m, acc = task(state, hp, train, test, active, jnp.int32(t))
+        acc = np.asarray(acc)
+        seconds.append(time.time() - t0)
+        rows.append(acc)
+        for k, v in m.items():
+            metrics.setdefault(k, []).append(np.asarray(v))
+        if ckpt_path:
+            checkpoint.save(
+                ckpt_path, state, tasks_done=t + 1,
+                R=np.stack(rows, 1), seconds=np.asarray(seconds),
+                **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
+        if progress:
+            avg = acc[:, :t + 1].mean(-1)
+            loss = float(np.mean(np.asarray(m['loss'])[:, -100:]))
+            progress(f'{label} task {t + 1}/{num_tasks}  '
+                     f'loss {loss:.4f}  avg acc {100 * avg.mean():.2f}% '
+                     f'(seeds {", ".join(f"{100 * a:.1f}" for a in avg)})'
+                     f'  {seconds[-1]:.1f}s')
+    jax.block_until_ready(state)
+    return RunResult(R=np.stack(rows, 1), R_init=R_init,
+                     metrics={k: np.stack(v, 1) for k, v in metrics.items()},
+                     seconds=np.asarray(seconds))

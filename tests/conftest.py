@@ -1,0 +1,38 @@
+"""Shared fixtures: small synthetic protocols (fast, no data files)."""
+
+import numpy as np
+import pytest
+
+from jcl import data as data_lib
+
+
+def synthetic_arrays(n_train=600, n_test=200, classes=10, seed=0):
+    """Linearly separable-ish uint8 'images': class c lights block c."""
+    rng = np.random.RandomState(seed)
+
+    def make(n):
+        y = rng.randint(0, classes, n)
+        x = rng.randint(0, 40, (n, 28, 28)).astype(np.uint8)
+        for c in range(classes):
+            rows = slice(2 * c + 4, 2 * c + 6)
+            x[y == c, rows, 4:24] = 250
+        return x, y.astype(np.uint8)
+
+    tx, ty = make(n_train)
+    vx, vy = make(n_test)
+    return dict(train_x=tx, train_y=ty, test_x=vx, test_y=vy)
+
+
+@pytest.fixture(scope='session')
+def arrays():
+    return synthetic_arrays()
+
+
+@pytest.fixture(params=['task', 'domain', 'class'])
+def scenario(request):
+    return request.param
+
+
+@pytest.fixture
+def split_protocol(arrays, scenario):
+    return data_lib.class_split('synthetic', arrays, scenario)

@@ -1,0 +1,112 @@
+"""JAX invariants of compiled training: jit == no-jit, vmap == loop, one
+trace across tasks, and that training actually learns."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jcl import data as data_lib
+from jcl import train as train_lib
+from jcl.methods.supervised import supervised
+from jcl.models.classifier import mlp_classifier
+
+
+def make_learner(proto, steps=30, batch=32, on_trace=None):
+    clf = mlp_classifier((32, 32), num_outputs=proto.num_outputs,
+                         input_dim=proto.input_shape[0])
+
+    def make_method(hp):
+        if on_trace is not None:
+            on_trace()
+        return supervised(clf.apply)
+
+    return train_lib.Learner(clf.init, clf.apply, make_method,
+                             train_lib.adam, num_steps=steps,
+                             batch_size=batch)
+
+
+def setup(proto, seeds=2, **kw):
+    learner = make_learner(proto, **kw)
+    hp = {'lr': jnp.full((seeds,), 1e-3)}
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    return (learner, hp, keys, data_lib.to_device(proto.train),
+            data_lib.to_device(proto.test), jnp.asarray(proto.active))
+
+
+def test_jit_equals_no_jit(split_protocol):
+    learner, hp, keys, tr, te, act = setup(split_protocol, seeds=1)
+    hp1 = {k: v[0] for k, v in hp.items()}
+    state = train_lib.init_state(learner, hp1, keys[0], act)
+    f = functools.partial(train_lib.train_task, learner)
+    with jax.disable_jit():
+        s1, m1, a1 = f(state, hp1, tr, te, act, jnp.int32(1))
+    s2, m2, a2 = jax.jit(f)(state, hp1, tr, te, act, jnp.int32(1))
+    chex.assert_trees_all_close(s1.params, s2.params, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(m1['loss'], m2['loss'], rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(a1, a2, atol=1e-6)
+
+
+def test_vmap_over_seeds_equals_loop_over_seeds(split_protocol):
+    learner, hp, keys, tr, te, act = setup(split_protocol, seeds=3)
+    init, task, _ = train_lib.compile_run(learner)
+    states = init(hp, keys, act)
+    for t in range(2):
+        states, m, acc = task(states, hp, tr, te, act, jnp.int32(t))
+    f = jax.jit(functools.partial(train_lib.train_task, learner))
+    for s in range(3):
+        hps = {k: v[s] for k, v in hp.items()}
+        st = train_lib.init_state(learner, hps, keys[s], act)
+        for t in range(2):
+            st, ms, accs = f(st, hps, tr, te, act, jnp.int32(t))
+        chex.assert_trees_all_close(
+            st.params, jax.tree.map(lambda x: x[s], states.params),
+            atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(accs, acc[s], atol=1e-6)
+
+
+def test_one_trace_for_all_tasks(arrays):
+    proto = data_lib.class_split('s', arrays, 'class')
+    traces = []
+    learner, hp, keys, tr, te, act = setup(
+        proto, on_trace=lambda: traces.append(1))
+    init, task, _ = train_lib.compile_run(learner)
+    states = init(hp, keys, act)
+    n_init = len(traces)
+    for t in range(proto.num_tasks):
+        states, _, _ = task(states, hp, tr, te, act, jnp.int32(t))
+    assert len(traces) - n_init == 1  # traced once, reused for 5 tasks
+
+
+def test_training_learns_and_stays_finite(arrays):
+    proto = data_lib.class_split('s', arrays, 'task')
+    learner, hp, keys, tr, te, act = setup(proto, steps=60)
+    init, task, init_acc = train_lib.compile_run(learner)
+    states = init(hp, keys, act)
+    R0 = init_acc(states, te, act)
+    assert R0.shape == (2, 5, 5)
+    states, m, acc = task(states, hp, tr, te, act, jnp.int32(0))
+    chex.assert_tree_all_finite(states.params)
+    assert m['loss'].shape == (2, 60)
+    assert float(m['loss'][:, -5:].mean()) < float(m['loss'][:, :5].mean())
+    assert float(acc[:, 0].min()) > 0.95
+    assert int(states.step[0]) == 60
+
+
+def test_hyperparameters_are_a_vmap_axis(arrays):
+    proto = data_lib.class_split('s', arrays, 'class')
+    learner, _, keys, tr, te, act = setup(proto, seeds=2)
+    hp = {'lr': jnp.array([0.0, 1e-3])}
+    init, task, _ = train_lib.compile_run(learner)
+    states = init(hp, keys, act)
+    before = jax.tree.map(lambda x: x.copy(), states.params)
+    states, _, _ = task(states, hp, tr, te, act, jnp.int32(0))
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], before),
+                                jax.tree.map(lambda x: x[0],
+                                             states.params))
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a[1] - b[1]).max()),
+                         before, states.params)
+    assert max(jax.tree.leaves(moved)) > 1e-4
