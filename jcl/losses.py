@@ -31,7 +31,8 @@ def cross_entropy(logits, labels, mask):
     return -jnp.take_along_axis(logp, labels[:, None], axis=1)[:, 0]
 
 
-def distillation(student_logits, teacher_logits, mask, temperature=2.0):
+def distillation(student_logits, teacher_logits, mask, temperature=2.0,
+                 teacher_mask=None):
     """Knowledge distillation with temperature, scaled by ``T**2``.
 
     ``T**2 * sum_c p_teacher(c; T) * -log p_student(c; T)`` over the
@@ -39,11 +40,22 @@ def distillation(student_logits, teacher_logits, mask, temperature=2.0):
     BI-R reference, which differs from the KL only by the teacher entropy,
     a constant for the student).
 
+    Args:
+      student_logits, teacher_logits: float ``[B, C]``.
+      mask: bool ``[B, C]`` or ``[C]``, the student's active outputs.
+      temperature: ``T``.
+      teacher_mask: the teacher's active outputs (default: ``mask``); a
+        subset of ``mask``. Outputs active for the student only get
+        teacher probability 0 (the BI-R reference's zero padding of the
+        previous model's fewer classes).
+
     Returns:
       ``[B]`` losses.
     """
     t = temperature
-    target = jax.nn.softmax(mask_logits(teacher_logits, mask) / t)
+    if teacher_mask is None:
+        teacher_mask = mask
+    target = jax.nn.softmax(mask_logits(teacher_logits, teacher_mask) / t)
     target = jax.lax.stop_gradient(target)
     logp = jax.nn.log_softmax(mask_logits(student_logits, mask) / t)
     return -(t ** 2) * jnp.sum(target * jnp.where(mask, logp, 0.0), axis=-1)

@@ -1,0 +1,248 @@
+"""Elastic weight consolidation (Kirkpatrick et al. 2017), offline and online.
+
+After each task the diagonal Fisher information of the model's predictive
+distribution on that task's training data weighs a quadratic penalty that
+keeps the parameters near their end-of-task values.
+
+Example::
+
+    m = ewc(clf.apply, strength=1e5, num_tasks=5)
+    mstate = m.init(params, key)
+    mstate = m.consolidate(mstate, params, train_data, ctx)
+    m.loss(params, mstate, batch, ctx)     # {'penalty': scalar}
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jcl import losses, tree
+from jcl.base import Method, make_method
+from jcl.data import TaskData, gather
+from jcl.types import Params, PyTree, TaskCtx
+
+
+def _classifier(params):
+    return params['classifier']
+
+
+class EWCState(NamedTuple):
+    """Offline EWC: one anchor and one Fisher per task.
+
+    Attributes:
+      anchor: like ``select(params)``, every leaf ``[T, *leaf.shape]``;
+        slot ``k`` holds the parameters at the end of task ``k``.
+      fisher: like ``anchor``; slot ``k`` is task ``k``'s diagonal Fisher
+        (zeros until task ``k`` is consolidated, so it adds nothing).
+    """
+
+    anchor: PyTree
+    fisher: PyTree
+
+
+class OnlineEWCState(NamedTuple):
+    """Online EWC: one running Fisher and the latest anchor.
+
+    Attributes:
+      anchor: like ``select(params)``, the parameters at the end of the
+        latest task (the initial parameters before the first).
+      fisher: like ``select(params)``, ``F <- gamma * F + F_task``.
+    """
+
+    anchor: PyTree
+    fisher: PyTree
+
+
+def example_fisher(classify: Callable, params: Params, x, task, mask, *,
+                   select: Callable = _classifier) -> PyTree:
+    """The diagonal Fisher of one example under the model's own labels.
+
+    ``sum_c p(c|x) * (grad log p(c|x))**2`` over the active outputs, with
+    ``p`` the masked softmax (the weights are constants). One forward pass
+    and one backward pass per output unit.
+
+    Args:
+      classify: ``(params, x, task) -> logits`` on the whole params dict.
+      params: the whole params dict.
+      x: float ``[D]`` one input. task: int ``[]`` its task.
+      mask: bool ``[C]`` its active outputs.
+      select: the parameter subtree the Fisher is taken of.
+
+    Returns:
+      A tree like ``select(params)``.
+
+    Example::
+
+        f = example_fisher(clf.apply, params, x[0], task[0], mask[0])
+    """
+    def log_probs(p):
+        logits = classify(p, x[None], task[None])[0]
+        return jax.nn.log_softmax(losses.mask_logits(logits, mask))
+
+    logp, pullback = jax.vjp(log_probs, params)
+    prob = jax.lax.stop_gradient(jnp.exp(logp))
+    num_outputs = logp.shape[-1]
+
+    def add_class(acc, c):
+        (grad,) = pullback(jax.nn.one_hot(c, num_outputs, dtype=logp.dtype))
+        acc = jax.tree.map(lambda a, g: a + prob[c] * jnp.square(g), acc,
+                           select(grad))
+        return acc, None
+
+    acc, _ = jax.lax.scan(add_class, tree.zeros_like(select(params)),
+                          jnp.arange(num_outputs))
+    return acc
+
+
+def _positions(data: TaskData, ctx: TaskCtx, samples):
+    """Entries of task ``ctx.task_id`` to use and their 0/1 weights."""
+    width = data.index.shape[1]
+    count = data.count[ctx.task_id]
+    if samples is None:
+        j = jnp.arange(width)
+    else:
+        # n distinct valid entries: the n smallest uniform scores
+        u = jax.random.uniform(ctx.key, (width,))
+        u = jnp.where(jnp.arange(width) < count, u, 2.0)
+        _, j = jax.lax.top_k(-u, min(int(samples), width))
+    return j, (j < count).astype(jnp.float32)
+
+
+def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
+                    ctx: TaskCtx, *, select: Callable = _classifier,
+                    samples: int | None = None, chunk: int = 32) -> PyTree:
+    """The diagonal Fisher on the training data of task ``ctx.task_id``.
+
+    ``F = mean_x sum_c p(c|x) * (grad log p(c|x))**2``, an exact
+    expectation over the active outputs ``ctx.active[ctx.task_id, task]``
+    of each example. Examples go through in chunks of ``chunk`` (vmapped
+    within a chunk, scanned over chunks), so memory is about
+    ``chunk * num_params`` whatever the task size.
+
+    Args:
+      classify: ``(params, x, task) -> logits`` on the whole params dict.
+      params: the whole params dict.
+      data: the :class:`jcl.data.TaskData` of the finished task.
+      ctx: its context (``task_id``; ``key`` draws the samples).
+      select: the parameter subtree the Fisher is taken of.
+      samples: ``None``: all ``data.count[task_id]`` examples; an int
+        ``n``: ``n`` examples drawn without replacement (static).
+      chunk: examples per vectorised chunk (static).
+
+    Returns:
+      A tree like ``select(params)``.
+
+    Example::
+
+        f = fisher_diagonal(clf.apply, params, train, ctx, samples=1000)
+    """
+    j, weight = _positions(data, ctx, samples)
+    pad = -j.shape[0] % chunk
+    j = jnp.pad(j, (0, pad)).reshape(-1, chunk)
+    weight = jnp.pad(weight, (0, pad)).reshape(-1, chunk)
+    per_example = jax.vmap(
+        lambda x, task, mask: example_fisher(classify, params, x, task, mask,
+                                             select=select))
+
+    def add_chunk(acc, inputs):
+        jj, w = inputs
+        batch = gather(data, data.index[ctx.task_id, jj],
+                       data.origin[ctx.task_id, jj])
+        f = per_example(batch.x, batch.task, ctx.mask(batch.task))
+        acc = jax.tree.map(lambda a, fi: a + jnp.tensordot(w, fi, 1), acc, f)
+        return acc, None
+
+    total, _ = jax.lax.scan(add_chunk, tree.zeros_like(select(params)),
+                            (j, weight))
+    n = jnp.maximum(jnp.sum(weight), 1.0)
+    return jax.tree.map(lambda f: f / n, total)
+
+
+def _stacked_penalty(fisher, theta, anchor):
+    """``sum_k sum_i F_k,i (theta_i - anchor_k,i)**2`` of stacked trees."""
+    terms = jax.tree.map(
+        lambda f, t, a: jnp.sum(f * jnp.square(t[None] - a)),
+        fisher, theta, anchor)
+    return sum(jax.tree.leaves(terms))
+
+
+def _put(stack, new, task_id):
+    """Writes tree ``new`` into slot ``task_id`` of stacked tree ``stack``."""
+    return jax.tree.map(
+        lambda s, n: jax.lax.dynamic_update_index_in_dim(s, n, task_id, 0),
+        stack, new)
+
+
+def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
+        online: bool = False, gamma=1.0, num_tasks: int | None = None,
+        select: Callable = _classifier, chunk: int = 32) -> Method:
+    """Elastic weight consolidation.
+
+    Offline (the default): one Fisher ``F_k`` and anchor ``theta*_k`` per
+    finished task, ``penalty = strength / 2 * sum_k sum_i F_k,i
+    (theta_i - theta*_k,i)**2``. Online: ``F <- gamma * F + F_task``, one
+    anchor (the latest), ``penalty = strength / 2 * sum_i gamma * F_i
+    (theta_i - theta*_i)**2`` (the reference's extra ``gamma``).
+
+    Args:
+      classify: ``(params, x, task) -> logits`` on the whole params dict.
+      strength: ``lambda`` (may be a tracer).
+      fisher_samples: ``None``: the Fisher uses the whole task; an int:
+        that many examples, drawn without replacement.
+      online: online EWC (static).
+      gamma: online EWC's decay (may be a tracer).
+      num_tasks: ``T``, the number of task slots of offline EWC (static;
+        ``ctx.active.shape[0]``). Ignored when ``online``.
+      select: the parameter subtree that is regularised.
+      chunk: examples per vectorised Fisher chunk (static).
+
+    Returns:
+      A method with one term, ``'penalty'`` (already times ``strength``);
+      its state is an :class:`EWCState` or :class:`OnlineEWCState`.
+
+    Example::
+
+        m = ewc(clf.apply, strength=hp['ewc.lambda'], num_tasks=5)
+        online = ewc(clf.apply, strength=1e3, online=True, gamma=0.9)
+    """
+    if not online and num_tasks is None:
+        raise ValueError('offline EWC needs num_tasks (one slot per task)')
+
+    def init(params, key):
+        del key  # unused
+        theta = select(params)
+        if online:
+            return OnlineEWCState(theta, tree.zeros_like(theta))
+        def slots():
+            return jax.tree.map(
+                lambda p: jnp.zeros((num_tasks,) + p.shape, p.dtype), theta)
+
+        return EWCState(slots(), slots())
+
+    def loss(params, mstate, batch, ctx):
+        del batch, ctx  # unused
+        theta = select(params)
+        if online:
+            dist = gamma * tree.weighted_sq_dist(mstate.fisher, theta,
+                                                 mstate.anchor)
+        else:
+            dist = _stacked_penalty(mstate.fisher, theta, mstate.anchor)
+        return {'penalty': strength * 0.5 * dist}
+
+    def consolidate(mstate, params, data, ctx):
+        if not online and ctx.active.shape[0] != num_tasks:
+            raise ValueError(f'EWC built for {num_tasks} tasks, the table '
+                             f'has {ctx.active.shape[0]}')
+        new = fisher_diagonal(classify, params, data, ctx, select=select,
+                              samples=fisher_samples, chunk=chunk)
+        theta = select(params)
+        if online:
+            fisher = jax.tree.map(lambda f, n: gamma * f + n, mstate.fisher,
+                                  new)
+            return OnlineEWCState(theta, fisher)
+        return EWCState(_put(mstate.anchor, theta, ctx.task_id),
+                        _put(mstate.fisher, new, ctx.task_id))
+
+    return make_method(init=init, loss=loss, consolidate=consolidate)
