@@ -120,8 +120,6 @@ def resolve(args) -> dict:
                               f'hyperparameter (known: '
                               f'{", ".join(sorted(used))})')
     chunk = args.seed_chunk or args.seeds
-    if args.class_order == 'shuffled':
-        chunk = 1  # each seed has its own task order, hence its own data
     return {
         'protocol': args.protocol, 'scenarios': scenarios,
         'methods': methods, 'hparams': hps, 'seeds': args.seeds,
@@ -204,7 +202,7 @@ def run_config(cfg, folder, log=print):
     by_scenario = {}
     for scenario in cfg['scenarios']:
         sfolder = _scenario_folder(folder, cfg, scenario)
-        proto = None
+        proto = None  # loaded once per scenario (per seed if shuffled)
         done = {}
         for method in cfg['methods']:
             rfolder = _run_folder(folder, cfg, scenario, method)
@@ -222,17 +220,10 @@ def run_config(cfg, folder, log=print):
             outs = []
             t0 = time.time()
             for seeds in groups:
-                order = None
-                if cfg['class_order'] == 'shuffled':
-                    spec = recipes.protocol_spec(cfg['protocol'])
-                    order = _shuffled_order(cfg, spec, seeds[0])
-                if proto is None or order is not None:
-                    proto = recipes.load_protocol(
-                        cfg['protocol'], scenario,
-                        num_tasks=cfg['num_tasks'], class_order=order,
-                        data_dir=cfg['data_dir'])
+                proto = _protocols(cfg, scenario, seeds, proto)
+                first = proto[0] if isinstance(proto, list) else proto
                 learner = recipes.build_learner(
-                    proto, parts, hidden=tuple(cfg['hidden']),
+                    first, parts, hidden=tuple(cfg['hidden']),
                     iters=cfg['iters'], batch=cfg['batch'])
                 keys = jax.numpy.stack([jax.random.PRNGKey(s)
                                         for s in seeds])
@@ -280,8 +271,27 @@ def run_config(cfg, folder, log=print):
     return by_scenario
 
 
-def _shuffled_order(cfg, spec, seed):
-    del cfg  # unused
+def _protocols(cfg, scenario, seeds, cached):
+    """The protocol of a seed group: one shared protocol, or one per seed
+    when the task order depends on the seed (shuffled class order, or the
+    permutations of permuted MNIST, which are drawn from the seed)."""
+    from jcl import recipes
+    spec = recipes.protocol_spec(cfg['protocol'])
+    kw = dict(num_tasks=cfg['num_tasks'], data_dir=cfg['data_dir'])
+    if spec.kind == 'permuted':
+        return [recipes.load_protocol(cfg['protocol'], scenario,
+                                      perm_seed=s, **kw) for s in seeds]
+    if cfg['class_order'] == 'shuffled':
+        return [recipes.load_protocol(cfg['protocol'], scenario,
+                                      class_order=_shuffled_order(spec, s),
+                                      **kw) for s in seeds]
+    if cached is None or isinstance(cached, list):
+        return recipes.load_protocol(cfg['protocol'], scenario, **kw)
+    return cached
+
+
+def _shuffled_order(spec, seed):
+    """The NMI code's per-seed class order (numpy seeded by the seed)."""
     classes = {'mnist': 10, 'fashion-mnist': 10, 'cifar10': 10,
                'cifar100': 100}[spec.dataset]
     return np.random.RandomState(seed).permutation(classes)

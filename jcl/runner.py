@@ -35,7 +35,39 @@ class RunResult(NamedTuple):
     seconds: np.ndarray
 
 
-def run_seeds(learner: Learner, protocol: Protocol, hp: dict, keys, *,
+def stack_data(datas: list):
+    """Stacks per-seed :class:`TaskData` whose index tables differ.
+
+    Leaves equal across seeds (the image pool, permutations) stay shared;
+    the others get a leading seed axis.
+
+    Returns:
+      ``(data, axes)``: the stacked data and its ``vmap`` axes.
+    """
+    first = datas[0]
+    fields, axes = {}, {}
+    for name in first._fields:
+        leaves = [getattr(d, name) for d in datas]
+        if leaves[0] is None or all(np.array_equal(leaves[0], x)
+                                    for x in leaves[1:]):
+            fields[name], axes[name] = leaves[0], None
+        else:
+            fields[name], axes[name] = np.stack(_pad_same(leaves)), 0
+    return type(first)(**fields), type(first)(**axes)
+
+
+def _pad_same(arrays):
+    """Zero-pads arrays to a common shape (index tables of different
+    widths; padded entries lie beyond each task's count)."""
+    shape = np.max([np.shape(a) for a in arrays], axis=0)
+    out = []
+    for a in arrays:
+        a = np.asarray(a)
+        out.append(np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape)]))
+    return out
+
+
+def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               joint=False, ckpt_path=None,
               progress: Callable[[str], None] | None = print,
               label='') -> RunResult:
@@ -43,7 +75,8 @@ def run_seeds(learner: Learner, protocol: Protocol, hp: dict, keys, *,
 
     Args:
       learner: the static learner.
-      protocol: data and scenario.
+      protocol: data and scenario, or a list with one protocol per seed
+        (a per-seed class order); their data is stacked on a seed axis.
       hp: dict of ``[S]`` arrays (one value per seed or grid point).
       keys: ``[S, 2]`` PRNG keys.
       joint: train task ``t`` on the data of tasks ``0..t`` (Joint).
@@ -55,12 +88,18 @@ def run_seeds(learner: Learner, protocol: Protocol, hp: dict, keys, *,
       A :class:`RunResult`.
     """
     from jcl.data import cumulative
-    train = to_device(cumulative(protocol.train) if joint
-                      else protocol.train)
-    test = to_device(protocol.test)
+    protos = protocol if isinstance(protocol, list) else [protocol]
+    protocol = protos[0]
+    train, train_axes = stack_data([cumulative(p.train) if joint
+                                    else p.train for p in protos])
+    test, test_axes = stack_data([p.test for p in protos])
+    if len(protos) == 1:
+        train_axes = test_axes = None
+    train, test = to_device(train), to_device(test)
     active = jnp.asarray(protocol.active)
     hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
-    init, task, init_acc = compile_run(learner)
+    init, task, init_acc = compile_run(learner, train_axes=train_axes,
+                                       test_axes=test_axes)
     state = init(hp, keys, active)
     num_tasks = protocol.num_tasks
     rows, metrics, seconds, start = [], {}, [], 0
