@@ -43,8 +43,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jcl import recipes  # noqa: E402
 from jcl import data as data_lib  # noqa: E402
+from jcl import recipes  # noqa: E402
 from jcl.train import compile_run  # noqa: E402
 
 

@@ -109,10 +109,14 @@ def resolve(args) -> dict:
     hps = {}
     for m in methods:
         parts = recipes.parse_method(m)
-        hp = recipes.default_hparams(parts, lr=lr)
-        hp.update({k: v for k, v in sets.items() if k in hp})
-        recipes.check_hparams(parts, hp)
-        hps[m] = hp
+        for s in scenarios:
+            recipes.check_scenario(parts, s)
+            hp = recipes.default_hparams(parts, lr=lr,
+                                         protocol=args.protocol,
+                                         scenario=s)
+            hp.update({k: v for k, v in sets.items() if k in hp})
+            recipes.check_hparams(parts, hp)
+            hps[f'{s}/{m}'] = hp
     used = set().union(*(set(h) for h in hps.values()))
     for k in sets:
         if k not in used:
@@ -197,6 +201,7 @@ def _result_paths(folder, cfg):
 def run_config(cfg, folder, log=print):
     """Runs every (scenario, method) of ``cfg``; resumable at task ends."""
     import jax
+
     from jcl import recipes, results
     from jcl.runner import run_seeds
     by_scenario = {}
@@ -214,7 +219,7 @@ def run_config(cfg, folder, log=print):
                 continue
             os.makedirs(rfolder, exist_ok=True)
             parts = recipes.parse_method(method)
-            hp = cfg['hparams'][method]
+            hp = cfg['hparams'][f'{scenario}/{method}']
             groups = [list(range(s, min(s + cfg['seed_chunk'], cfg['seeds'])))
                       for s in range(0, cfg['seeds'], cfg['seed_chunk'])]
             outs = []
@@ -317,9 +322,32 @@ def _print_summary(summary, scenario, log):
                 f'   | avg {100 * average_accuracy(Rm)[i]:6.2f}')
 
 
+def _compilation_cache():
+    """Persistent XLA cache, so a resumed or repeated run skips compiling.
+
+    ``$JAX_COMPILATION_CACHE_DIR`` wins; otherwise ``$JCL_DATA_DIR/xla``
+    (default ``~/.cache/jcl/xla``); ``JCL_COMPILE_CACHE=0`` turns it off.
+    """
+    import jax
+    if os.environ.get('JCL_COMPILE_CACHE', '1') == '0':
+        return
+    if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+        base = os.environ.get('JCL_DATA_DIR',
+                              os.path.join(os.path.expanduser('~'),
+                                           '.cache', 'jcl'))
+        try:
+            os.makedirs(os.path.join(base, 'xla'), exist_ok=True)
+        except OSError:
+            return  # no cache is slower, not wrong
+        jax.config.update('jax_compilation_cache_dir',
+                          os.path.join(base, 'xla'))
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
+        _compilation_cache()
         if args.command == 'report':
             return _report(args.folder)
         cfg = resolve(args)

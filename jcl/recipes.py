@@ -9,7 +9,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from jcl import combine, data as data_lib
+from jcl import combine
+from jcl import data as data_lib
 from jcl.errors import ConfigError
 from jcl.methods.supervised import supervised
 from jcl.models.classifier import mlp_classifier
@@ -95,6 +96,14 @@ class BuildCtx(NamedTuple):
     num_tasks: int
     num_outputs: int
     input_dim: int
+    protocol: str
+    scenario: str
+    batch: int
+
+
+def _no_defaults(protocol, scenario):
+    del protocol, scenario  # unused
+    return {}
 
 
 class MethodSpec(NamedTuple):
@@ -103,25 +112,149 @@ class MethodSpec(NamedTuple):
     Attributes:
       build: ``(ctx: BuildCtx, hp) -> Method | None`` (``None``: the method
         changes only data or architecture).
-      defaults: hyperparameter name -> default value.
+      defaults: ``(protocol, scenario) -> {hp name: default}``; the NMI
+        code's grid-searched values where it has them.
       checks: hyperparameter name -> (predicate, requirement text).
       replay: replays data, so the current loss is weighted ``1/t``.
       joint: trains on the data of all tasks so far.
+      scenarios: the scenarios the method is defined for.
+      classifier: builds another classifier, ``(hidden, ctx) -> Classifier``
+        (separate networks); ``None``: the usual MLP.
+      reset_optimizer: fresh optimiser state at every task start.
     """
 
     build: Callable
-    defaults: dict = {}
+    defaults: Callable = _no_defaults
     checks: dict = {}
     replay: bool = False
     joint: bool = False
+    scenarios: tuple = ('task', 'domain', 'class')
+    classifier: Callable | None = None
+    reset_optimizer: bool = False
+
+
+def _table(values, fallback):
+    """Defaults from a ``{(protocol, scenario): value}`` table."""
+    def get(protocol, scenario):
+        return values.get((protocol, scenario),
+                          values.get(scenario, fallback))
+    return get
+
+
+# The NMI code's grid-searched values (params/param_values.py), which it
+# found with Class-IL over all output units; see BUILD_NOTES.md.
+EWC_LAMBDA = _table({
+    ('split-mnist', 'task'): 1e5, ('split-mnist', 'domain'): 1e10,
+    ('split-mnist', 'class'): 1e9, ('permuted-mnist', 'task'): 100.0,
+    ('permuted-mnist', 'domain'): 100.0,
+    ('permuted-mnist', 'class'): 100.0, 'task': 1e5, 'domain': 1e10,
+    'class': 1e9}, 1e5)
+SI_C = _table({
+    ('split-mnist', 'task'): 10.0, ('split-mnist', 'domain'): 5e4,
+    ('split-mnist', 'class'): 5e3, ('permuted-mnist', 'task'): 10.0,
+    ('permuted-mnist', 'domain'): 10.0, ('permuted-mnist', 'class'): 5.0,
+    'task': 10.0, 'domain': 5e4, 'class': 5e3}, 10.0)
+XDG_PROP = _table({('split-mnist', 'task'): 0.9,
+                   ('permuted-mnist', 'task'): 0.6}, 0.9)
+
+NONNEG = (lambda v: v >= 0, 'must be >= 0')
+POSITIVE = (lambda v: v > 0, 'must be > 0')
+UNIT = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
+
+
+def _fisher_samples(ctx):
+    """The NMI code uses the whole task for split protocols, 1000 samples
+    for permuted MNIST (60,000 examples per task)."""
+    return 1000 if ctx.protocol == 'permuted-mnist' else None
+
+
+def _build_ewc(ctx, hp):
+    from jcl.methods.ewc import ewc
+    return ewc(ctx.classify, strength=hp['ewc.lambda'],
+               fisher_samples=_fisher_samples(ctx), num_tasks=ctx.num_tasks)
+
+
+def _build_online_ewc(ctx, hp):
+    from jcl.methods.ewc import ewc
+    return ewc(ctx.classify, strength=hp['online-ewc.lambda'],
+               gamma=hp['online-ewc.gamma'], online=True,
+               fisher_samples=_fisher_samples(ctx))
+
+
+def _build_si(ctx, hp):
+    from jcl.methods.si import si
+    return si(c=hp['si.c'], xi=hp['si.xi'])
+
+
+def _build_lwf(ctx, hp):
+    from jcl.methods.lwf import lwf
+    return lwf(ctx.classify, temperature=hp['lwf.temperature'])
+
+
+def _build_xdg(ctx, hp):
+    from jcl.methods.xdg import xdg
+    return xdg(ctx.hidden, num_tasks=ctx.num_tasks,
+               proportion=hp['xdg.proportion'])
+
+
+def _build_gr(distill):
+    def build(ctx, hp):
+        from jcl.methods.replay import gr
+        from jcl.models.vae import vae_generator
+        gen = vae_generator(ctx.hidden, latent=100, input_dim=ctx.input_dim)
+        return gr(ctx.classify, gen, distill=distill,
+                  temperature=hp.get('gr.temperature', 2.0),
+                  num_tasks=ctx.num_tasks)
+    return build
+
+
+def _separate_classifier(hidden, ctx):
+    from jcl.models.classifier import separate_classifiers
+    del hidden  # the budget-matched size replaces it
+    units = 100 if ctx.protocol.startswith('split-') and \
+        'cifar' not in ctx.protocol else 400
+    return separate_classifiers((units, units), num_tasks=ctx.num_tasks,
+                                num_outputs=ctx.num_outputs,
+                                input_dim=ctx.input_dim)
 
 
 METHODS = {
     'none': MethodSpec(build=lambda ctx, hp: None),
     'joint': MethodSpec(build=lambda ctx, hp: None, joint=True),
+    'ewc': MethodSpec(
+        build=_build_ewc,
+        defaults=lambda p, s: {'ewc.lambda': EWC_LAMBDA(p, s)},
+        checks={'ewc.lambda': NONNEG}),
+    'online-ewc': MethodSpec(
+        build=_build_online_ewc,
+        defaults=lambda p, s: {'online-ewc.lambda': EWC_LAMBDA(p, s),
+                               'online-ewc.gamma': 1.0},
+        checks={'online-ewc.lambda': NONNEG,
+                'online-ewc.gamma': (lambda v: 0 < v <= 1,
+                                     'must be in (0, 1]')}),
+    'si': MethodSpec(
+        build=_build_si,
+        defaults=lambda p, s: {'si.c': SI_C(p, s), 'si.xi': 0.1},
+        checks={'si.c': NONNEG, 'si.xi': POSITIVE}),
+    'lwf': MethodSpec(
+        build=_build_lwf, replay=True,
+        defaults=lambda p, s: {'lwf.temperature': 2.0},
+        checks={'lwf.temperature': POSITIVE}),
+    'xdg': MethodSpec(
+        build=_build_xdg, scenarios=('task',),
+        defaults=lambda p, s: {'xdg.proportion': XDG_PROP(p, s)},
+        checks={'xdg.proportion': UNIT}),
+    'gr': MethodSpec(build=_build_gr(False), replay=True),
+    'gr-distill': MethodSpec(
+        build=_build_gr(True), replay=True,
+        defaults=lambda p, s: {'gr.temperature': 2.0},
+        checks={'gr.temperature': POSITIVE}),
+    'separate': MethodSpec(
+        build=lambda ctx, hp: None, scenarios=('task',),
+        classifier=_separate_classifier, reset_optimizer=True),
 }
 
-GLOBAL_CHECKS = {'lr': (lambda v: v > 0, 'must be > 0')}
+GLOBAL_CHECKS = {'lr': POSITIVE}
 
 
 def parse_method(spec: str) -> list:
@@ -137,12 +270,26 @@ def parse_method(spec: str) -> list:
     return parts
 
 
-def default_hparams(parts: list, *, lr: float) -> dict:
+def default_hparams(parts: list, *, lr: float, protocol='split-mnist',
+                    scenario='class') -> dict:
     """The hyperparameters of a method composition with their defaults."""
     hp = {'lr': lr}
     for p in parts:
-        hp.update(METHODS[p].defaults)
+        hp.update(METHODS[p].defaults(protocol, scenario))
     return hp
+
+
+def check_scenario(parts: list, scenario: str):
+    """Raises :class:`ConfigError` if a part is undefined in ``scenario``."""
+    for p in parts:
+        if scenario not in METHODS[p].scenarios:
+            raise ConfigError(
+                f'method {p!r} is defined for '
+                f'{"/".join(METHODS[p].scenarios)}-incremental learning '
+                f'only, not {scenario}')
+    if sum(METHODS[p].classifier is not None for p in parts) > 1:
+        raise ConfigError(f'{"+".join(parts)}: at most one part may '
+                          'replace the classifier')
 
 
 def check_hparams(parts: list, hp: dict):
@@ -174,11 +321,17 @@ def build_learner(protocol: data_lib.Protocol, parts: list, *,
         raise ConfigError(f'iterations per task must be >= 1, got {iters}')
     if batch < 1:
         raise ConfigError(f'batch size must be >= 1, got {batch}')
+    check_scenario(parts, protocol.scenario)
     input_dim = protocol.input_shape[0]
     clf = mlp_classifier(hidden, num_outputs=protocol.num_outputs,
                          input_dim=input_dim)
     ctx = BuildCtx(clf.apply, tuple(hidden), protocol.num_tasks,
-                   protocol.num_outputs, input_dim)
+                   protocol.num_outputs, input_dim, protocol.name,
+                   protocol.scenario, batch)
+    for p in parts:
+        if METHODS[p].classifier is not None:
+            clf = METHODS[p].classifier(hidden, ctx)
+            ctx = ctx._replace(classify=clf.apply, hidden=clf.hidden)
     replay = any(METHODS[p].replay for p in parts)
 
     def make_method(hp):
@@ -193,7 +346,9 @@ def build_learner(protocol: data_lib.Protocol, parts: list, *,
         return combine.named_chain(*members)
 
     return Learner(clf.init, clf.apply, make_method, adam,
-                   num_steps=iters, batch_size=batch)
+                   num_steps=iters, batch_size=batch,
+                   reset_optimizer=any(METHODS[p].reset_optimizer
+                                       for p in parts))
 
 
 def is_joint(parts: list) -> bool:

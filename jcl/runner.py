@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcl import checkpoint
-from jcl.data import Protocol, to_device
+from jcl.data import to_device
 from jcl.train import Learner, compile_run
 
 

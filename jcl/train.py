@@ -39,6 +39,8 @@ class Learner(NamedTuple):
       num_steps: optimisation steps per task.
       batch_size: current-task minibatch size.
       frozen: top-level parameter keys that are never trained.
+      reset_optimizer: start every task with a fresh optimiser state (the
+        reference's ``adam_reset``; separate networks need it).
     """
 
     init_params: Callable
@@ -48,6 +50,7 @@ class Learner(NamedTuple):
     num_steps: int
     batch_size: int
     frozen: tuple = FROZEN
+    reset_optimizer: bool = False
 
 
 def partition(params, frozen=FROZEN):
@@ -130,7 +133,10 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
         mstate = method.update(mstate, params, grads, new_params, ctx)
         return (new_params, opt_state, mstate), {'loss': total, **terms}
 
-    carry = (state.params, state.opt_state, state.mstate)
+    opt_state = state.opt_state
+    if learner.reset_optimizer:
+        opt_state = tx.init(partition(state.params, learner.frozen)[0])
+    carry = (state.params, opt_state, state.mstate)
     (params, opt_state, mstate), metrics = jax.lax.scan(
         step, carry, jax.random.split(k_steps, learner.num_steps))
     mstate = method.consolidate(mstate, params, train,

@@ -1,9 +1,20 @@
 """Shared fixtures: small synthetic protocols (fast, no data files)."""
 
-import numpy as np
-import pytest
+import os
+import tempfile
 
-from jcl import data as data_lib
+# One persistent XLA compilation cache for the whole test session (and the
+# CLI subprocesses it starts, which inherit the environment): identical
+# programs compile once. Set before jax is imported.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                      tempfile.mkdtemp(prefix='jcl-test-xla-'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from jcl import data as data_lib  # noqa: E402
 
 
 def synthetic_arrays(n_train=600, n_test=200, classes=10, seed=0):

@@ -147,7 +147,7 @@ def gr(classify, generator: Generator, *, distill=False, temperature=2.0,
         x_rep = jax.lax.stop_gradient(generator.sample(
             mstate.teacher['generator'], k_sample, n))
         w_cur = combine.current_weight(ctx.task_id)
-        w_rep = 1.0 - w_cur
+        w_rep = combine.replay_weight(ctx.task_id)
         replay = replay_classification(
             classify, params, mstate.teacher, x_rep, ctx, distill=distill,
             temperature=temperature, num_tasks=num_tasks)

@@ -17,14 +17,25 @@ from jcl.models.init import torch_bias_init, torch_kernel_init
 
 
 class Dense(nn.Module):
-    """``nn.Dense`` with PyTorch's default initialisation."""
+    """A dense layer with PyTorch's default initialisation.
+
+    ``gate`` (optional, broadcastable to the output) multiplies ``x @ W``
+    before the bias is added, as XdG does in the reference: a gated unit
+    outputs ``relu(b)``, and its incoming weights get no gradient.
+    """
 
     features: int
 
     @nn.compact
-    def __call__(self, x):
-        return nn.Dense(self.features, kernel_init=torch_kernel_init,
-                        bias_init=torch_bias_init(x.shape[-1]))(x)
+    def __call__(self, x, gate=None):
+        kernel = self.param('kernel', torch_kernel_init,
+                            (x.shape[-1], self.features))
+        bias = self.param('bias', torch_bias_init(x.shape[-1]),
+                          (self.features,))
+        y = x @ kernel
+        if gate is not None:
+            y = y * gate
+        return y + bias
 
 
 class MLP(nn.Module):
@@ -43,9 +54,8 @@ class MLP(nn.Module):
         """Args: x ``[B, D]``; gates: per hidden layer a ``[B, units]``
         multiplicative mask (XdG), or ``None``. Returns ``[B, out]``."""
         for layer, units in enumerate(self.hidden):
-            x = nn.relu(Dense(units)(x))
-            if gates is not None:
-                x = x * gates[layer]
+            gate = None if gates is None else gates[layer]
+            x = nn.relu(Dense(units)(x, gate))
         if self.num_outputs:
             x = Dense(self.num_outputs)(x)
         return x
@@ -101,3 +111,31 @@ def xdg_gates(key, hidden: Sequence[int], *, num_tasks: int,
         ranks = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
         gates.append((ranks >= n_off).astype(jnp.float32))
     return gates
+
+
+def separate_classifiers(hidden: Sequence[int], *, num_tasks: int,
+                         num_outputs: int, input_dim: int) -> Classifier:
+    """One small network per task ("separate networks", Task-IL).
+
+    The networks are stacked on a leading task axis; every example goes
+    through the network of its own task (all networks run on the batch
+    and the example's one is selected, which for a handful of small
+    networks is cheaper than gathering weights per example). Trained with
+    the optimiser reset at each task start (``Learner.reset_optimizer``),
+    the other networks' gradients and Adam moments are exactly zero, so
+    each network is trained only on its own task, as with one optimiser
+    per network.
+    """
+    net = MLP(tuple(hidden), num_outputs)
+
+    def init(key):
+        keys = jax.random.split(key, num_tasks)
+        return jax.vmap(lambda k: net.init(
+            k, jnp.zeros((1, input_dim)))['params'])(keys)
+
+    def apply(params, x, task):
+        every = jax.vmap(lambda p: net.apply({'params': p}, x))(
+            params['classifier'])                       # [T, B, C]
+        return jnp.take_along_axis(every, task[None, :, None], 0)[0]
+
+    return Classifier(init, apply, tuple(hidden))

@@ -229,7 +229,10 @@ def test_offline_keeps_one_anchor_and_fisher_per_task():
     f0 = to_np(fisher(linear, p0, data, ctx_at(0), chunk=2))
     f1 = to_np(fisher(linear, p1, data, ctx_at(1), chunk=2))
     a0, a1 = to_np(p0['classifier']), to_np(p1['classifier'])
-    stack = lambda a, b: np.stack([a, b])
+
+    def stack(a, b):
+        return np.stack([a, b])
+
     assert_close(state.anchor, jax.tree.map(stack, a0, a1))
     assert_close(state.fisher, jax.tree.map(stack, f0, f1), rtol=1e-5)
     th = to_np(probe['classifier'])

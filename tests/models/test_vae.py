@@ -8,7 +8,10 @@ import pytest
 
 from jcl.models import vae as vae_lib
 
-D, LATENT, HIDDEN = 12, 4, (16,)
+D, LATENT, HIDDEN, B = 12, 4, (16,), 6
+
+
+NELBO = jax.jit(vae_lib.negative_elbo, static_argnames='output')
 
 
 def jitted(gen):
@@ -28,22 +31,22 @@ def gparams(gen):
     return gen.init(jax.random.PRNGKey(0))
 
 
-def pixels(n, seed=1):
-    return jax.random.uniform(jax.random.PRNGKey(seed), (n, D))
+def pixels(seed=1):
+    return jax.random.uniform(jax.random.PRNGKey(seed), (B, D))
 
 
 def test_encode_decode_shapes(gen, gparams):
-    mu, logvar = gen.encode(gparams, pixels(5))
-    assert mu.shape == logvar.shape == (5, LATENT)
-    assert gen.decode_logits(gparams, mu).shape == (5, D)
+    mu, logvar = gen.encode(gparams, pixels())
+    assert mu.shape == logvar.shape == (B, LATENT)
+    assert gen.decode_logits(gparams, mu).shape == (B, D)
 
 
 def test_sample_is_decoded_mean_in_unit_interval(gen, gparams):
     key = jax.random.PRNGKey(3)
-    x = gen.sample(gparams, key, 7)
-    assert x.shape == (7, D)
+    x = gen.sample(gparams, key, B)
+    assert x.shape == (B, D)
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    z = jax.random.normal(key, (7, LATENT))
+    z = jax.random.normal(key, (B, LATENT))
     np.testing.assert_allclose(
         x, jax.nn.sigmoid(gen.decode_logits(gparams, z)), rtol=1e-6)
 
@@ -56,74 +59,80 @@ def test_layout_and_logvar_head_has_no_bias(gparams):
     assert gparams['to_out']['kernel'].shape == (16, D)
 
 
-def test_init_is_pytorch_uniform():
-    big = jitted(vae_lib.vae_generator((64,), latent=32, input_dim=48))
-    params = big.init(jax.random.PRNGKey(1))
-    for name, layer in params.items():
+def test_init_is_pytorch_uniform(gparams):
+    for name, layer in gparams.items():
         fan_in = layer['kernel'].shape[0]
         bound = 1.0 / np.sqrt(fan_in)
         for leaf in layer.values():
             a = np.abs(np.asarray(leaf))
             assert a.max() <= bound, name
-            assert a.max() > 0.8 * bound, name  # uses the whole range
+            if a.size >= 64:
+                assert a.max() > 0.8 * bound, name  # the whole range
 
 
 def test_negative_elbo_matches_naive_formula():
-    k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(2), 4)
-    logits = 3.0 * jax.random.normal(k1, (3, D))
-    x = jax.random.uniform(k2, (3, D))
-    mu = jax.random.normal(k3, (3, LATENT))
-    logvar = jax.random.normal(k4, (3, LATENT))
-    p = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
-    xn = np.asarray(x, np.float64)
-    bce = -np.mean(xn * np.log(p) + (1 - xn) * np.log(1 - p), axis=1)
-    mun, lvn = np.asarray(mu, np.float64), np.asarray(logvar, np.float64)
-    kl = -0.5 * np.sum(1 + lvn - mun ** 2 - np.exp(lvn), axis=1)
-    got = jax.jit(vae_lib.negative_elbo)(logits, x, mu, logvar)
+    rng = np.random.RandomState(2)
+    logits = 3.0 * rng.randn(B, D)
+    x = rng.rand(B, D)
+    mu, logvar = rng.randn(B, LATENT), rng.randn(B, LATENT)
+    p = 1.0 / (1.0 + np.exp(-logits))
+    bce = -np.mean(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+    kl = -0.5 * np.sum(1 + logvar - mu ** 2 - np.exp(logvar), axis=1)
+    f32 = [np.float32(a) for a in (logits, x, mu, logvar)]
+    got = NELBO(*f32)
     np.testing.assert_allclose(got, bce + kl / D, rtol=1e-5)
 
 
 def test_negative_elbo_linear_output_is_half_squared_error():
-    out, x = jnp.ones((2, D)), jnp.zeros((2, D))
-    zeros = jnp.zeros((2, LATENT))
-    got = vae_lib.negative_elbo(out, x, zeros, zeros, output='linear')
+    out, x = np.ones((B, D), np.float32), np.zeros((B, D), np.float32)
+    zeros = np.zeros((B, LATENT), np.float32)
+    got = NELBO(out, x, zeros, zeros, output='linear')
     np.testing.assert_allclose(got, 0.5, rtol=1e-6)
 
 
 def test_loss_uses_one_reparameterised_sample(gen, gparams):
-    x, key = pixels(6), jax.random.PRNGKey(5)
-    mu, logvar = gen.encode(gparams, x)
-    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
-    want = vae_lib.negative_elbo(gen.decode_logits(gparams, z), x, mu,
-                                 logvar)
+    x, key = pixels(), jax.random.PRNGKey(5)
+
+    @jax.jit
+    def by_hand(g):
+        mu, logvar = gen.encode(g, x)
+        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(key, mu.shape)
+        return vae_lib.negative_elbo(gen.decode_logits(g, z), x, mu, logvar)
+
     got = gen.loss(gparams, x, key)
-    assert got.shape == (6,)
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert got.shape == (B,)
+    np.testing.assert_allclose(got, by_hand(gparams), rtol=1e-5)
 
 
 def test_loss_finite_with_saturated_pixels(gen, gparams):
-    x = jnp.concatenate([jnp.zeros((2, D)), jnp.ones((2, D))])
+    x = jnp.concatenate([jnp.zeros((3, D)), jnp.ones((3, D))])
     value, grads = jax.jit(jax.value_and_grad(
         lambda g: jnp.mean(gen.loss(g, x, jax.random.PRNGKey(0)))))(gparams)
     assert np.isfinite(float(value))
     assert all(np.isfinite(np.asarray(g)).all()
                for g in jax.tree.leaves(grads))
     # stable BCE with logits: saturated, confidently wrong outputs
-    logits = jnp.concatenate([jnp.full((2, D), 200.0),
-                              jnp.full((2, D), -200.0)])
-    zeros = jnp.zeros((4, LATENT))
-    np.testing.assert_allclose(
-        vae_lib.negative_elbo(logits, x, zeros, zeros), 200.0, rtol=1e-6)
+    logits = jnp.concatenate([jnp.full((3, D), 200.0),
+                              jnp.full((3, D), -200.0)])
+    zeros = jnp.zeros((B, LATENT))
+    np.testing.assert_allclose(NELBO(logits, x, zeros, zeros), 200.0,
+                               rtol=1e-6)
 
 
 def test_linear_output_samples_are_raw_decoder_outputs():
-    lin = jitted(vae_lib.vae_generator(HIDDEN, latent=LATENT, input_dim=D,
-                                       output='linear'))
-    params = lin.init(jax.random.PRNGKey(0))
+    lin = vae_lib.vae_generator(HIDDEN, latent=LATENT, input_dim=D,
+                                output='linear')
     key = jax.random.PRNGKey(4)
-    z = jax.random.normal(key, (3, LATENT))
-    np.testing.assert_allclose(lin.sample(params, key, 3),
-                               lin.decode_logits(params, z), rtol=1e-6)
+
+    @jax.jit
+    def both(k):
+        params = lin.init(k)
+        z = jax.random.normal(key, (3, LATENT))
+        return lin.sample(params, key, 3), lin.decode_logits(params, z)
+
+    sample, decoded = both(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(sample, decoded, rtol=1e-6)
+    assert float(jnp.abs(sample).max()) > 0.0
 
 
 def test_unknown_output_is_rejected():
