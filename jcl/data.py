@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl.errors import ConfigError
+from jcl.errors import ConfigError, DataError
 from jcl.types import Array, Batch, PRNGKey
 
 SCENARIOS = ('task', 'domain', 'class')
@@ -205,6 +205,11 @@ def class_split(name, arrays, scenario, *, classes_per_task=2,
         if scenario == 'domain':
             target = target % classes_per_task
         index, count, origin = _split_tables(y, task_classes)
+        if count.min() == 0:
+            empty = int(np.argmin(count))
+            raise DataError(f'{name}: task {empty + 1} (classes '
+                            f'{task_classes[empty].tolist()}) has no '
+                            'examples in this data')
         return TaskData(
             images=np.asarray(x).reshape(len(x), -1),
             labels=target.astype(np.int32), index=index, count=count,

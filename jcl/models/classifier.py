@@ -13,7 +13,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jcl.models.init import torch_bias_init, torch_kernel_init
+from jcl.models.init import (torch_bias_init, torch_init_tree,
+                             torch_kernel_init)
 
 
 class Dense(nn.Module):
@@ -61,6 +62,15 @@ class MLP(nn.Module):
         return x
 
 
+def _fast_init(net, input_dim):
+    """``key -> params`` of ``net`` with PyTorch's initialisation, drawn in
+    one go (see :func:`jcl.models.init.torch_init_tree`)."""
+    template = jax.eval_shape(
+        lambda: net.init(jax.random.PRNGKey(0),
+                         jnp.zeros((1, input_dim))))['params']
+    return lambda key: torch_init_tree(key, template)
+
+
 class Classifier(NamedTuple):
     """A classifier as two pure functions.
 
@@ -81,9 +91,7 @@ def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
                    input_dim: int) -> Classifier:
     """The MLP classifier ``input_dim - hidden... - num_outputs``."""
     net = MLP(tuple(hidden), num_outputs)
-
-    def init(key):
-        return net.init(key, jnp.zeros((1, input_dim)))['params']
+    init = _fast_init(net, input_dim)
 
     def apply(params, x, task):
         gates = params.get('gates')
@@ -127,11 +135,10 @@ def separate_classifiers(hidden: Sequence[int], *, num_tasks: int,
     per network.
     """
     net = MLP(tuple(hidden), num_outputs)
+    one = _fast_init(net, input_dim)
 
     def init(key):
-        keys = jax.random.split(key, num_tasks)
-        return jax.vmap(lambda k: net.init(
-            k, jnp.zeros((1, input_dim)))['params'])(keys)
+        return jax.vmap(one)(jax.random.split(key, num_tasks))
 
     def apply(params, x, task):
         every = jax.vmap(lambda p: net.apply({'params': p}, x))(
