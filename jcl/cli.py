@@ -53,6 +53,15 @@ def _parser():
                    'NMI code\'s order shuffled per seed')
     r.add_argument('--set', action='append', default=[], metavar='NAME=V',
                    help='a method hyperparameter, e.g. ewc.lambda=1e5')
+    r.add_argument('--grid', action='append', default=[],
+                   metavar='NAME=SPEC',
+                   help='search a hyperparameter: V1,V2,... or START:STOP:N '
+                   '(log-spaced), e.g. ewc.lambda=1:1e12:13; several '
+                   '--grid flags form a product; all points and seeds run '
+                   'as one vmapped program')
+    r.add_argument('--validation', type=float, default=None,
+                   help='fraction of each task\'s training data held out '
+                   'to choose grid points (default 0.1 with --grid)')
     r.add_argument('--data-dir', default=None,
                    help='folder of Fashion-MNIST IDX / CIFAR python files')
     r.add_argument('--seed-chunk', type=int, default=None,
@@ -77,6 +86,41 @@ def _parse_sets(items):
             raise ConfigError(f'--set {item!r}: {value!r} is not a '
                               'number') from None
     return hp
+
+
+def _parse_grid(items):
+    grid = {}
+    for item in items:
+        name, sep, spec = item.partition('=')
+        name = name.strip()
+        if not sep or not name or not spec:
+            raise ConfigError(f'--grid {item!r}: expected NAME=V1,V2,... or '
+                              'NAME=START:STOP:N')
+        try:
+            if ':' in spec:
+                a, b, n = spec.split(':')
+                a, b, n = float(a), float(b), int(n)
+                if a <= 0 or b <= 0 or n < 2:
+                    raise ValueError
+                values = np.logspace(np.log10(a), np.log10(b), n)
+            else:
+                values = np.array([float(v) for v in spec.split(',')])
+        except ValueError:
+            raise ConfigError(f'--grid {item!r}: values must be numbers '
+                              '(START:STOP:N needs START, STOP > 0 and '
+                              'N >= 2)') from None
+        if name in grid:
+            raise ConfigError(f'--grid {name} given twice')
+        grid[name] = [float(v) for v in values]
+    return grid
+
+
+def grid_points(grid: dict) -> list:
+    """The cartesian product of a grid as a list of ``{name: value}``."""
+    points = [{}]
+    for name, values in grid.items():
+        points = [{**p, name: v} for p in points for v in values]
+    return points
 
 
 def resolve(args) -> dict:
@@ -106,6 +150,13 @@ def resolve(args) -> dict:
     if args.permutations is not None and args.permutations < 1:
         raise ConfigError('--permutations must be >= 1')
     sets = _parse_sets(args.set)
+    grid = _parse_grid(args.grid)
+    validation = args.validation
+    if validation is None:
+        validation = 0.1 if grid else 0.0
+    if validation and not 0.0 < validation < 1.0:
+        raise ConfigError(f'--validation must be in (0, 1), got '
+                          f'{validation}')
     hps = {}
     for m in methods:
         parts = recipes.parse_method(m)
@@ -116,9 +167,12 @@ def resolve(args) -> dict:
                                          scenario=s)
             hp.update({k: v for k, v in sets.items() if k in hp})
             recipes.check_hparams(parts, hp)
+            for k, values in grid.items():
+                if k in hp:
+                    recipes.check_hparams(parts, {k: np.array(values)})
             hps[f'{s}/{m}'] = hp
     used = set().union(*(set(h) for h in hps.values()))
-    for k in sets:
+    for k in list(sets) + list(grid):
         if k not in used:
             raise ConfigError(f'--set {k}: no selected method has this '
                               f'hyperparameter (known: '
@@ -130,7 +184,7 @@ def resolve(args) -> dict:
         'iters': iters, 'batch': batch, 'hidden': list(spec.hidden),
         'num_tasks': (args.permutations or spec.num_tasks),
         'class_order': args.class_order, 'data_dir': args.data_dir,
-        'seed_chunk': chunk,
+        'seed_chunk': chunk, 'grid': grid, 'validation': validation,
     }
 
 
@@ -220,11 +274,16 @@ def run_config(cfg, folder, log=print):
             os.makedirs(rfolder, exist_ok=True)
             parts = recipes.parse_method(method)
             hp = cfg['hparams'][f'{scenario}/{method}']
-            groups = [list(range(s, min(s + cfg['seed_chunk'], cfg['seeds'])))
-                      for s in range(0, cfg['seeds'], cfg['seed_chunk'])]
+            points = grid_points({k: v for k, v in
+                                  cfg.get('grid', {}).items() if k in hp})
+            rows = [({**hp, **pt}, s) for pt in points
+                    for s in range(cfg['seeds'])]
+            chunk = cfg['seed_chunk'] * len(points)
+            groups = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
             outs = []
             t0 = time.time()
-            for seeds in groups:
+            for gi, group in enumerate(groups):
+                seeds = [s for _, s in group]
                 proto = _protocols(cfg, scenario, seeds, proto)
                 first = proto[0] if isinstance(proto, list) else proto
                 learner = recipes.build_learner(
@@ -232,37 +291,46 @@ def run_config(cfg, folder, log=print):
                     iters=cfg['iters'], batch=cfg['batch'])
                 keys = jax.numpy.stack([jax.random.PRNGKey(s)
                                         for s in seeds])
-                hpa = {k: np.full(len(seeds), v, np.float32)
-                       for k, v in hp.items()}
+                hpa = {k: np.array([h[k] for h, _ in group], np.float32)
+                       for k in hp}
                 label = (f'[{scenario}/{method}] seeds '
-                         f'{seeds[0]}-{seeds[-1]}')
+                         f'{min(seeds)}-{max(seeds)}' +
+                         (f' x {len(points)} grid points'
+                          if len(points) > 1 else ''))
                 outs.append(run_seeds(
                     learner, proto, hpa, keys,
                     joint=recipes.is_joint(parts),
-                    ckpt_path=os.path.join(
-                        rfolder, f'ckpt-seeds-{seeds[0]}-{seeds[-1]}.npz'),
+                    ckpt_path=os.path.join(rfolder, f'ckpt-{gi}.npz'),
                     progress=log, label=label))
             result = {
                 'R': np.concatenate([o.R for o in outs]),
                 'R_init': np.concatenate([o.R_init for o in outs]),
-                'seeds': np.arange(cfg['seeds']),
+                'seeds': np.array([s for _, s in rows]),
                 'seconds': np.sum([o.seconds for o in outs], 0),
                 'hp_names': np.asarray(sorted(hp)),
-                'hp_values': np.asarray([hp[k] for k in sorted(hp)]),
+                'hp_values': np.asarray([[h[k] for k in sorted(hp)]
+                                         for h, _ in rows]).T,
             }
+            if outs[0].R_valid is not None:
+                result['R_valid'] = np.concatenate(
+                    [o.R_valid for o in outs])
             for k in outs[0].metrics:
                 result[f'loss/{k}'] = np.concatenate(
                     [o.metrics[k] for o in outs])
             np.savez(rpath + '.tmp.npz', **result)
             os.replace(rpath + '.tmp.npz', rpath)
-            for g in groups:
-                ck = os.path.join(rfolder, f'ckpt-seeds-{g[0]}-{g[-1]}.npz')
+            for gi in range(len(groups)):
+                ck = os.path.join(rfolder, f'ckpt-{gi}.npz')
                 if os.path.exists(ck):
                     os.remove(ck)
             done[method] = result
             log(f'[{scenario}/{method}] done in {time.time() - t0:.0f}s')
-            results.write_all(sfolder, done, _meta(cfg, scenario))
-        summary = results.write_all(sfolder, done, _meta(cfg, scenario))
+            results.write_all(sfolder, results.expand_grid(done),
+                              _meta(cfg, scenario))
+        summary = results.write_all(sfolder, results.expand_grid(done),
+                                    _meta(cfg, scenario))
+        if cfg.get('grid'):
+            results.write_grid(sfolder, done, cfg['grid'])
         by_scenario[scenario] = summary
         _print_summary(summary, scenario, log)
     if len(cfg['scenarios']) > 1:
@@ -282,7 +350,8 @@ def _protocols(cfg, scenario, seeds, cached):
     permutations of permuted MNIST, which are drawn from the seed)."""
     from jcl import recipes
     spec = recipes.protocol_spec(cfg['protocol'])
-    kw = dict(num_tasks=cfg['num_tasks'], data_dir=cfg['data_dir'])
+    kw = dict(num_tasks=cfg['num_tasks'], data_dir=cfg['data_dir'],
+              validation=cfg.get('validation', 0.0))
     if spec.kind == 'permuted':
         return [recipes.load_protocol(cfg['protocol'], scenario,
                                       perm_seed=s, **kw) for s in seeds]
@@ -383,8 +452,11 @@ def _report(folder):
                 with np.load(p) as f:
                     done[m] = dict(f)
         if done:
-            results.write_all(_scenario_folder(folder, cfg, s), done,
-                              _meta(cfg, s))
+            results.write_all(_scenario_folder(folder, cfg, s),
+                              results.expand_grid(done), _meta(cfg, s))
+            if cfg.get('grid'):
+                results.write_grid(_scenario_folder(folder, cfg, s), done,
+                                   cfg['grid'])
     print(f'jcl: rebuilt the summaries in {folder}')
     return 0
 

@@ -57,6 +57,8 @@ class Protocol(NamedTuple):
       active: bool ``[T, T, C]``, see :class:`jcl.types.TaskCtx`.
       input_shape: shape of one input, e.g. ``(784,)``.
       num_outputs: ``C``.
+      valid: a validation split held out from the training data (for
+        choosing hyperparameters), or ``None``.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Protocol(NamedTuple):
     active: np.ndarray
     input_shape: tuple
     num_outputs: int
+    valid: TaskData | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -273,6 +276,52 @@ def permuted(name, arrays, scenario, *, num_tasks=10, seed=0, pad_to=32,
                     build(arrays['test_x'], arrays['test_y']),
                     active_table(scenario, outputs), (size,),
                     len(set(sum(outputs, []))))
+
+
+def holdout(data: TaskData, fraction: float, seed: int = 0):
+    """Holds out a random ``fraction`` of every task's training examples.
+
+    Args:
+      data: per-task training data. fraction: in (0, 1). seed: the split.
+
+    Returns:
+      ``(train, valid)`` over the same pool: disjoint index tables.
+
+    Example::
+
+        train, valid = holdout(proto.train, 0.1)
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f'validation fraction must be in (0, 1), got '
+                          f'{fraction}')
+    index, count = np.asarray(data.index), np.asarray(data.count)
+    origin = np.asarray(data.origin)
+    parts = {'train': [], 'valid': []}
+    for t in range(len(count)):
+        order = np.random.RandomState(seed + t).permutation(count[t])
+        n_valid = max(1, int(round(fraction * count[t])))
+        parts['valid'].append(order[:n_valid])
+        parts['train'].append(np.sort(order[n_valid:]))
+    out = []
+    for name in ('train', 'valid'):
+        width = max(len(p) for p in parts[name])
+        idx = np.zeros((len(count), width), np.int32)
+        org = np.zeros((len(count), width), np.int32)
+        for t, p in enumerate(parts[name]):
+            idx[t, :len(p)] = index[t, p]
+            org[t, :len(p)] = origin[t, p]
+        out.append(data._replace(
+            index=idx, origin=org,
+            count=np.array([len(p) for p in parts[name]], np.int32)))
+    return tuple(out)
+
+
+def with_validation(protocol: Protocol, fraction: float,
+                    seed: int = 0) -> Protocol:
+    """The protocol trained on ``1 - fraction`` of the training data, with
+    the rest as ``protocol.valid`` (the test set is untouched)."""
+    train, valid = holdout(protocol.train, fraction, seed)
+    return protocol._replace(train=train, valid=valid)
 
 
 def to_device(data: TaskData) -> TaskData:

@@ -58,8 +58,8 @@ def protocol_spec(name: str) -> ProtocolSpec:
 
 
 def load_protocol(name: str, scenario: str, *, num_tasks=None,
-                  class_order=None, data_dir=None,
-                  perm_seed=0) -> data_lib.Protocol:
+                  class_order=None, data_dir=None, perm_seed=0,
+                  validation=0.0) -> data_lib.Protocol:
     """Loads the data of a named protocol and lays out its tasks.
 
     Args:
@@ -68,6 +68,8 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
       class_order: split protocols' class order (default: fixed 0, 1, ...).
       data_dir: where Fashion-MNIST IDX or CIFAR python files are.
       perm_seed: seed of the permutations.
+      validation: fraction of each task's training data held out as
+        ``protocol.valid`` (0: none).
     """
     from jcl import datasets
     spec = protocol_spec(name)
@@ -79,13 +81,17 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
     else:
         arrays = datasets.load_cifar(spec.dataset, data_dir)
     if spec.kind == 'permuted':
-        return data_lib.permuted(name, arrays, scenario,
-                                 num_tasks=num_tasks or spec.num_tasks,
-                                 seed=perm_seed)
-    per_task = (int(np.max(arrays['train_y'])) + 1) // spec.num_tasks
-    return data_lib.class_split(name, arrays, scenario,
-                                classes_per_task=per_task,
-                                class_order=class_order)
+        proto = data_lib.permuted(name, arrays, scenario,
+                                  num_tasks=num_tasks or spec.num_tasks,
+                                  seed=perm_seed)
+    else:
+        per_task = (int(np.max(arrays['train_y'])) + 1) // spec.num_tasks
+        proto = data_lib.class_split(name, arrays, scenario,
+                                     classes_per_task=per_task,
+                                     class_order=class_order)
+    if validation:
+        proto = data_lib.with_validation(proto, validation)
+    return proto
 
 
 class BuildCtx(NamedTuple):

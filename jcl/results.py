@@ -31,11 +31,114 @@ def run_summary(result: dict) -> dict:
         'seeds': np.asarray(result['seeds']).tolist(),
         'seconds': float(np.sum(result['seconds'])),
     }
-    for k in ('hp_names',):
-        if k in result:
-            out['hp'] = {str(n): np.asarray(v).tolist() for n, v in
-                         zip(result['hp_names'], result['hp_values'])}
+    if 'hp_names' in result:
+        out['hp'] = {str(n): np.asarray(v).reshape(-1)[0].item()
+                     for n, v in zip(result['hp_names'],
+                                     result['hp_values'])}
+    if 'R_valid' in result:
+        v = evaluate.average_accuracy(np.asarray(result['R_valid']))[:, -1]
+        out['valid_avg_acc'] = v.tolist()
+        out['valid_avg_acc_mean'] = float(np.mean(v))
     return out
+
+
+def _points(result):
+    """Distinct hyperparameter rows of a result, in order of appearance."""
+    values = np.asarray(result['hp_values']).reshape(
+        len(result['hp_names']), -1).T        # [rows, names]
+    keys = [tuple(v) for v in values]
+    seen = []
+    for k in keys:
+        if k not in seen:
+            seen.append(k)
+    return seen, keys
+
+
+def expand_grid(results: dict) -> dict:
+    """One entry per grid point: ``'ewc[ewc.lambda=1e+05]'``; results
+    without a grid keep their name."""
+    out = {}
+    for name, r in results.items():
+        if 'hp_values' not in r or np.asarray(r['hp_values']).ndim < 2:
+            out[name] = r
+            continue
+        points, keys = _points(r)
+        if len(points) == 1:
+            out[name] = r
+            continue
+        names = [str(n) for n in r['hp_names']]
+        varying = [i for i in range(len(names))
+                   if len({p[i] for p in points}) > 1]
+        for p in points:
+            rows = np.array([k == p for k in keys])
+            label = ','.join(f'{names[i]}={p[i]:g}' for i in varying)
+            sub = {k: (np.asarray(v)[rows] if k in
+                       ('R', 'R_init', 'R_valid', 'seeds') or
+                       k.startswith('loss') else v)
+                   for k, v in r.items()}
+            sub['hp_values'] = np.asarray(r['hp_values'])[:, rows]
+            out[f'{name}[{label}]'] = sub
+    return out
+
+
+def write_grid(folder: str, results: dict, grid: dict):
+    """grid.json and grid.png: each point's validation and test accuracy
+    (mean ± SEM over seeds) and the point chosen on validation data."""
+    report = {}
+    for name, r in results.items():
+        if 'R_valid' not in r:
+            continue
+        points, keys = _points(r)
+        names = [str(n) for n in r['hp_names']]
+        rows_out = []
+        for p in points:
+            rows = np.array([k == p for k in keys])
+            val = evaluate.average_accuracy(np.asarray(r['R_valid'])[rows])
+            test = evaluate.average_accuracy(np.asarray(r['R'])[rows])
+            vm, vs = evaluate.mean_sem(val[:, -1])
+            tm, ts = evaluate.mean_sem(test[:, -1])
+            rows_out.append({
+                'hp': {n: float(v) for n, v in zip(names, p)
+                       if n in grid},
+                'valid_mean': float(vm), 'valid_sem': float(vs),
+                'test_mean': float(tm), 'test_sem': float(ts)})
+        best = max(range(len(rows_out)),
+                   key=lambda i: rows_out[i]['valid_mean'])
+        report[name] = {'points': rows_out, 'best': rows_out[best],
+                        'chosen_on': 'validation split (held out from '
+                                     'the training data)'}
+    if not report:
+        return
+    _atomic_text(os.path.join(folder, 'grid.json'),
+                 json.dumps(report, indent=1))
+    _plot_grid(report, os.path.join(folder, 'grid.png'))
+
+
+def _plot_grid(report, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, rep in report.items():
+        hp_names = list(rep['points'][0]['hp'])
+        if len(hp_names) != 1:
+            continue  # a product grid is in grid.json only
+        x = [p['hp'][hp_names[0]] for p in rep['points']]
+        for kind, style in (('valid', '--'), ('test', '-')):
+            m = 100 * np.array([p[f'{kind}_mean'] for p in rep['points']])
+            e = 100 * np.array([p[f'{kind}_sem'] for p in rep['points']])
+            ax.errorbar(x, m, yerr=e, fmt=style, marker='o', ms=3,
+                        capsize=2, label=f'{name} ({kind})')
+        ax.axvline(rep['best']['hp'][hp_names[0]], color='grey', lw=0.8)
+        ax.set_xlabel(hp_names[0])
+    if min(x) > 0:
+        ax.set_xscale('log')
+    ax.set_ylabel('average accuracy (%)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def write_all(folder: str, results: dict, meta: dict):

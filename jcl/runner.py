@@ -27,12 +27,14 @@ class RunResult(NamedTuple):
       R_init: float ``[S, T, T]`` accuracies of the untrained model.
       metrics: dict of float ``[S, T, num_steps]`` loss curves.
       seconds: wall seconds per task (compile included in the first).
+      R_valid: ``[S, T, T]`` on the validation split, or ``None``.
     """
 
     R: np.ndarray
     R_init: np.ndarray
     metrics: dict
     seconds: np.ndarray
+    R_valid: np.ndarray | None = None
 
 
 def stack_data(datas: list):
@@ -93,21 +95,29 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     train, train_axes = stack_data([cumulative(p.train) if joint
                                     else p.train for p in protos])
     test, test_axes = stack_data([p.test for p in protos])
+    evals, eval_axes = {'test': test}, {'test': test_axes}
+    if protocol.valid is not None:
+        evals['valid'], eval_axes['valid'] = stack_data(
+            [p.valid for p in protos])
     if len(protos) == 1:
-        train_axes = test_axes = None
-    train, test = to_device(train), to_device(test)
+        train_axes = None
+        eval_axes = {k: None for k in evals}
+    train = to_device(train)
+    evals = {k: to_device(v) for k, v in evals.items()}
     active = jnp.asarray(protocol.active)
     hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
     init, task, init_acc = compile_run(learner, train_axes=train_axes,
-                                       test_axes=test_axes)
+                                       test_axes=eval_axes)
     state = init(hp, keys, active)
     num_tasks = protocol.num_tasks
-    rows, metrics, seconds, start = [], {}, [], 0
-    R_init = np.asarray(init_acc(state, test, active))
+    rows, vrows, metrics, seconds, start = [], [], {}, [], 0
+    R_init = np.asarray(init_acc(state, evals, active)['test'])
     if ckpt_path and os.path.exists(ckpt_path):
         state, extra = checkpoint.load(ckpt_path, state)
         start = int(extra['tasks_done'])
         rows = list(extra['R'].transpose(1, 0, 2))
+        vrows = (list(extra['R_valid'].transpose(1, 0, 2))
+                 if 'R_valid' in extra else [])
         seconds = list(extra['seconds'])
         metrics = {k[len('m_'):]: list(v.transpose(1, 0, 2))
                    for k, v in extra.items() if k.startswith('m_')}
@@ -116,8 +126,11 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                      f'from {ckpt_path}')
     for t in range(start, num_tasks):
         t0 = time.time()
-        state, m, acc = task(state, hp, train, test, active, jnp.int32(t))
-        acc = np.asarray(acc)
+        state, m, accs = task(state, hp, train, evals, active,
+                              jnp.int32(t))
+        acc = np.asarray(accs['test'])
+        if 'valid' in accs:
+            vrows.append(np.asarray(accs['valid']))
         seconds.append(time.time() - t0)
         rows.append(acc)
         for k, v in m.items():
@@ -126,6 +139,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
             checkpoint.save(
                 ckpt_path, state, tasks_done=t + 1,
                 R=np.stack(rows, 1), seconds=np.asarray(seconds),
+                **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
                 **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
         if progress:
             avg = acc[:, :t + 1].mean(-1)
@@ -137,4 +151,5 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     jax.block_until_ready(state)
     return RunResult(R=np.stack(rows, 1), R_init=R_init,
                      metrics={k: np.stack(v, 1) for k, v in metrics.items()},
-                     seconds=np.asarray(seconds))
+                     seconds=np.asarray(seconds),
+                     R_valid=np.stack(vrows, 1) if vrows else None)

@@ -101,13 +101,16 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
 
     Args:
       learner: static. state: the carry. hp: scalar hyperparameters.
-      train, test: the protocol's data. active: bool ``[T, T, C]``.
+      train: the training data. test: the evaluation data, a
+        :class:`TaskData` or a dict of them (e.g. ``{'test', 'valid'}``).
+      active: bool ``[T, T, C]``.
       task_id: int32 scalar (traced: no recompilation per task).
 
     Returns:
       ``(state, metrics, acc)``: the new carry; a dict of ``[num_steps]``
       loss curves (``'loss'`` is their sum); ``acc[j]`` = test accuracy on
-      task ``j`` now (row ``task_id`` of ``R``).
+      task ``j`` now (row ``task_id`` of ``R``), a dict of such rows when
+      ``test`` is a dict.
     """
     method = learner.make_method(hp)
     key, k_steps, k_cons = jax.random.split(state.key, 3)
@@ -141,7 +144,8 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
         step, carry, jax.random.split(k_steps, learner.num_steps))
     mstate = method.consolidate(mstate, params, train,
                                 TaskCtx(task_id, k_cons, active))
-    acc = task_accuracies(learner.classify, params, test, active[task_id])
+    acc = _each_eval(lambda d: task_accuracies(
+        learner.classify, params, d, active[task_id]), test)
     new_state = CLState(params, opt_state, mstate,
                         state.step + learner.num_steps, key)
     return new_state, metrics, acc
@@ -150,8 +154,15 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
 def initial_accuracy(learner: Learner, state: CLState, test: TaskData,
                      active):
     """``R_init[i, j]``: the untrained model with row ``i``'s masks."""
-    return jax.vmap(lambda row: task_accuracies(
-        learner.classify, state.params, test, row))(active)
+    return _each_eval(lambda d: jax.vmap(lambda row: task_accuracies(
+        learner.classify, state.params, d, row))(active), test)
+
+
+def _each_eval(fn, evals):
+    """Applies ``fn`` to one TaskData or to each value of a dict of them."""
+    if isinstance(evals, TaskData):
+        return fn(evals)
+    return {k: fn(v) for k, v in evals.items()}
 
 
 def data_axes(data: TaskData):

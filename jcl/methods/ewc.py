@@ -12,7 +12,7 @@ Example::
     m.loss(params, mstate, batch, ctx)     # {'penalty': scalar}
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import jax
@@ -110,16 +110,120 @@ def _positions(data: TaskData, ctx: TaskCtx, samples):
     return j, (j < count).astype(jnp.float32)
 
 
+# examples per chunk: the generic path holds chunk * num_params floats,
+# the dense path chunk * num_outputs * num_units
+GENERIC_CHUNK = 32
+DENSE_CHUNK = 512
+
+
+def dense_taps(classify: Callable, params: Params,
+               select: Callable = _classifier) -> Callable | None:
+    """The taps of a dense classifier, if the Fisher may use them.
+
+    The dense fast path applies when ``classify`` carries
+    ``classify.dense_taps`` (as :func:`jcl.models.classifier.mlp_classifier`'s
+    ``apply`` does), ``params['classifier']`` is a dict of layers
+    ``{'kernel': [in, out], 'bias': [out]}``, and ``select`` picks only
+    leaves of it (checked by identity, so a ``select`` that computes new
+    arrays falls back to the generic path).
+
+    Args:
+      classify: ``(params, x, task) -> logits`` on the whole params dict.
+      params: the whole params dict.
+      select: the parameter subtree the Fisher is taken of.
+
+    Returns:
+      ``classify.dense_taps`` or ``None`` (use the generic path).
+
+    Example::
+
+        dense_taps(clf.apply, params) is clf.apply.dense_taps   # True
+    """
+    taps = getattr(classify, 'dense_taps', None)
+    if taps is None or not isinstance(params, Mapping):
+        return None
+    layers = params.get('classifier')
+    if not isinstance(layers, Mapping) or not layers:
+        return None
+    for layer in layers.values():
+        if not (isinstance(layer, Mapping)
+                and set(layer) == {'kernel', 'bias'}
+                and jnp.ndim(layer['kernel']) == 2
+                and jnp.ndim(layer['bias']) == 1):
+            return None
+    own = {id(leaf) for leaf in jax.tree.leaves(layers)}
+    if not all(id(leaf) in own for leaf in jax.tree.leaves(select(params))):
+        return None
+    return taps
+
+
+def _dense_chunk_fisher(taps: Callable, params: Params, x, task, mask,
+                        weight) -> PyTree:
+    """``sum_i weight_i * F_i`` of a chunk, for every dense layer.
+
+    For a layer ``y = (a @ W) * gate + b`` the per-example gradients are
+    ``a_i (x) u_ic`` for ``W`` (``u = dL/d(a @ W)``, zero where gated) and
+    ``d_ic = dL/dy_ic`` for ``b``, so ``sum_i,c p_ic (a_i (x) u_ic)**2 =
+    (a**2).T @ sum_c p_c u_c**2``: one backward pass of the perturbations
+    per output unit (each example only moves its own rows) and one
+    matmul per layer.
+
+    Args:
+      taps: ``(params, x, task, perturbations) -> (logits, inputs)``.
+      params: the whole params dict.
+      x: ``[B, D]``. task: ``[B]``. mask: bool ``[B, C]``.
+      weight: ``[B]`` each example's weight (0 for padding).
+
+    Returns:
+      A tree like ``params['classifier']``.
+    """
+    zeros = {name: {key: jnp.zeros((x.shape[0],) + layer['bias'].shape,
+                                   layer['bias'].dtype)
+                    for key in ('pre', 'out')}
+             for name, layer in params['classifier'].items()}
+
+    def log_probs(perturbations):
+        logits, inputs = taps(params, x, task, perturbations)
+        return (jax.nn.log_softmax(losses.mask_logits(logits, mask)),
+                inputs)
+
+    logp, pullback, inputs = jax.vjp(log_probs, zeros, has_aux=True)
+    prob = jax.lax.stop_gradient(jnp.exp(logp)) * weight[:, None]
+    num_outputs = logp.shape[-1]
+    # one cotangent per output unit: grad of sum_i log p(c|x_i)
+    cotangents = jnp.broadcast_to(
+        jnp.eye(num_outputs, dtype=logp.dtype)[:, None, :],
+        (num_outputs,) + logp.shape)
+    (grads,) = jax.vmap(pullback)(cotangents)          # [C, B, units]
+
+    def expect(g):
+        """``sum_c p_ic g_ic**2``, ``[B, units]``."""
+        return jnp.einsum('bc,cbu->bu', prob, jnp.square(g))
+
+    return {name: {'kernel': jnp.square(inputs[name]).T
+                   @ expect(grads[name]['pre']),
+                   'bias': jnp.sum(expect(grads[name]['out']), axis=0)}
+            for name in zeros}
+
+
 def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
                     ctx: TaskCtx, *, select: Callable = _classifier,
-                    samples: int | None = None, chunk: int = 32) -> PyTree:
+                    samples: int | None = None, chunk: int | None = None,
+                    dense: bool = True) -> PyTree:
     """The diagonal Fisher on the training data of task ``ctx.task_id``.
 
     ``F = mean_x sum_c p(c|x) * (grad log p(c|x))**2``, an exact
     expectation over the active outputs ``ctx.active[ctx.task_id, task]``
-    of each example. Examples go through in chunks of ``chunk`` (vmapped
-    within a chunk, scanned over chunks), so memory is about
-    ``chunk * num_params`` whatever the task size.
+    of each example. Examples go through in chunks of ``chunk`` (scanned
+    over chunks).
+
+    Two exact ways: for a network of :class:`jcl.models.classifier.Dense`
+    layers (see :func:`dense_taps`) one backward pass of the layer
+    perturbations per output unit and chunk, and the squared per-example
+    gradients contracted by a matmul per layer (memory about ``chunk *
+    num_outputs * num_units``); otherwise per-example, per-output
+    gradients of every parameter (vmapped within a chunk, memory about
+    ``chunk * num_params``).
 
     Args:
       classify: ``(params, x, task) -> logits`` on the whole params dict.
@@ -129,7 +233,10 @@ def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
       select: the parameter subtree the Fisher is taken of.
       samples: ``None``: all ``data.count[task_id]`` examples; an int
         ``n``: ``n`` examples drawn without replacement (static).
-      chunk: examples per vectorised chunk (static).
+      chunk: examples per vectorised chunk (static; ``None``:
+        :data:`DENSE_CHUNK` or :data:`GENERIC_CHUNK`).
+      dense: use the dense fast path where it applies (static; ``False``:
+        always the generic path).
 
     Returns:
       A tree like ``select(params)``.
@@ -138,24 +245,40 @@ def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
 
         f = fisher_diagonal(clf.apply, params, train, ctx, samples=1000)
     """
+    taps = dense_taps(classify, params, select) if dense else None
+    if chunk is None:
+        chunk = GENERIC_CHUNK if taps is None else DENSE_CHUNK
+    if taps is None:
+        per_example = jax.vmap(
+            lambda x, task, mask: example_fisher(classify, params, x, task,
+                                                 mask, select=select))
+
+        def chunk_fisher(x, task, mask, w):
+            return jax.tree.map(lambda f: jnp.tensordot(w, f, 1),
+                                per_example(x, task, mask))
+
+        zeros = tree.zeros_like(select(params))
+    else:
+        def chunk_fisher(x, task, mask, w):
+            return _dense_chunk_fisher(taps, params, x, task, mask, w)
+
+        zeros = tree.zeros_like(params['classifier'])
+
     j, weight = _positions(data, ctx, samples)
     pad = -j.shape[0] % chunk
     j = jnp.pad(j, (0, pad)).reshape(-1, chunk)
     weight = jnp.pad(weight, (0, pad)).reshape(-1, chunk)
-    per_example = jax.vmap(
-        lambda x, task, mask: example_fisher(classify, params, x, task, mask,
-                                             select=select))
 
     def add_chunk(acc, inputs):
         jj, w = inputs
         batch = gather(data, data.index[ctx.task_id, jj],
                        data.origin[ctx.task_id, jj])
-        f = per_example(batch.x, batch.task, ctx.mask(batch.task))
-        acc = jax.tree.map(lambda a, fi: a + jnp.tensordot(w, fi, 1), acc, f)
-        return acc, None
+        f = chunk_fisher(batch.x, batch.task, ctx.mask(batch.task), w)
+        return jax.tree.map(jnp.add, acc, f), None
 
-    total, _ = jax.lax.scan(add_chunk, tree.zeros_like(select(params)),
-                            (j, weight))
+    total, _ = jax.lax.scan(add_chunk, zeros, (j, weight))
+    if taps is not None:
+        total = select({**params, 'classifier': total})
     n = jnp.maximum(jnp.sum(weight), 1.0)
     return jax.tree.map(lambda f: f / n, total)
 
@@ -177,7 +300,8 @@ def _put(stack, new, task_id):
 
 def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
         online: bool = False, gamma=1.0, num_tasks: int | None = None,
-        select: Callable = _classifier, chunk: int = 32) -> Method:
+        select: Callable = _classifier, chunk: int | None = None,
+        dense: bool = True) -> Method:
     """Elastic weight consolidation.
 
     Offline (the default): one Fisher ``F_k`` and anchor ``theta*_k`` per
@@ -196,7 +320,10 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
       num_tasks: ``T``, the number of task slots of offline EWC (static;
         ``ctx.active.shape[0]``). Ignored when ``online``.
       select: the parameter subtree that is regularised.
-      chunk: examples per vectorised Fisher chunk (static).
+      chunk: examples per vectorised Fisher chunk (static; ``None``: the
+        default of the path :func:`fisher_diagonal` takes).
+      dense: let the Fisher use the dense fast path where it applies
+        (static; see :func:`fisher_diagonal`).
 
     Returns:
       A method with one term, ``'penalty'`` (already times ``strength``);
@@ -236,7 +363,8 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
             raise ValueError(f'EWC built for {num_tasks} tasks, the table '
                              f'has {ctx.active.shape[0]}')
         new = fisher_diagonal(classify, params, data, ctx, select=select,
-                              samples=fisher_samples, chunk=chunk)
+                              samples=fisher_samples, chunk=chunk,
+                              dense=dense)
         theta = select(params)
         if online:
             fisher = jax.tree.map(lambda f, n: gamma * f + n, mstate.fisher,

@@ -13,8 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jcl.models.init import (torch_bias_init, torch_init_tree,
-                             torch_kernel_init)
+from jcl.models.init import torch_bias_init, torch_init_tree, torch_kernel_init
 
 
 class Dense(nn.Module):
@@ -23,20 +22,34 @@ class Dense(nn.Module):
     ``gate`` (optional, broadcastable to the output) multiplies ``x @ W``
     before the bias is added, as XdG does in the reference: a gated unit
     outputs ``relu(b)``, and its incoming weights get no gradient.
+
+    Taps for per-example gradients (no-ops in a plain ``apply``, which
+    neither has these collections nor makes them mutable): the input is
+    sown as ``intermediates/input`` (a 1-tuple), and zero perturbations
+    ``perturbations/pre`` (added to ``x @ W`` before the gate) and
+    ``perturbations/out`` (added to the output) give, by ``jax.grad``,
+    ``dL/d(x @ W)`` and ``dL/dy``. The gradient of ``W`` is then
+    ``input.T @ d pre`` and that of the bias ``sum(d out)``.
     """
 
     features: int
 
     @nn.compact
     def __call__(self, x, gate=None):
+        """Args: x ``[B, in]``; gate: ``[B, features]`` or ``None``.
+
+        Returns:
+          ``[B, features]``, ``(x @ W) * gate + b``.
+        """
         kernel = self.param('kernel', torch_kernel_init,
                             (x.shape[-1], self.features))
         bias = self.param('bias', torch_bias_init(x.shape[-1]),
                           (self.features,))
-        y = x @ kernel
+        self.sow('intermediates', 'input', x)
+        y = self.perturb('pre', x @ kernel)
         if gate is not None:
             y = y * gate
-        return y + bias
+        return self.perturb('out', y + bias)
 
 
 class MLP(nn.Module):
@@ -89,16 +102,37 @@ class Classifier(NamedTuple):
 
 def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
                    input_dim: int) -> Classifier:
-    """The MLP classifier ``input_dim - hidden... - num_outputs``."""
+    """The MLP classifier ``input_dim - hidden... - num_outputs``.
+
+    Its ``apply`` carries ``apply.dense_taps``, ``(params, x, task,
+    perturbations) -> (logits, inputs)``: the same network with the
+    :class:`Dense` perturbations ``perturbations[layer] = {'pre', 'out'}``
+    (each ``[B, units]``) added, also returning each layer's input
+    ``inputs[layer]`` (``[B, in]``); the layers are the entries of
+    ``params['classifier']`` (``'Dense_0'``, ...). Per-example gradients
+    of a dense network need no more (:func:`jcl.methods.ewc.fisher_diagonal`
+    uses it).
+    """
     net = MLP(tuple(hidden), num_outputs)
     init = _fast_init(net, input_dim)
 
-    def apply(params, x, task):
+    def task_gates(params, task):
         gates = params.get('gates')
-        if gates is not None:
-            gates = [g[task] for g in gates]
-        return net.apply({'params': params['classifier']}, x, gates)
+        return None if gates is None else [g[task] for g in gates]
 
+    def apply(params, x, task):
+        return net.apply({'params': params['classifier']}, x,
+                         task_gates(params, task))
+
+    def dense_taps(params, x, task, perturbations):
+        logits, state = net.apply(
+            {'params': params['classifier'], 'perturbations': perturbations},
+            x, task_gates(params, task), mutable=['intermediates'])
+        inputs = {name: layer['input'][0]
+                  for name, layer in state['intermediates'].items()}
+        return logits, inputs
+
+    apply.dense_taps = dense_taps
     return Classifier(init, apply, tuple(hidden))
 
 

@@ -1,6 +1,8 @@
-"""EWC: the vectorised Fisher against closed forms and explicit loops, and
-the offline/online penalties against hand formulas."""
+"""EWC: the vectorised Fisher against closed forms and explicit loops, the
+dense fast path against the generic path, and the offline/online
+penalties against hand formulas."""
 
+import functools
 import itertools
 
 import jax
@@ -13,17 +15,24 @@ from jcl import losses
 from jcl.methods.ewc import (
     EWCState,
     OnlineEWCState,
+    dense_taps,
     ewc,
     example_fisher,
     fisher_diagonal,
+)
+from jcl.models.classifier import (
+    mlp_classifier,
+    separate_classifiers,
+    xdg_gates,
 )
 from jcl.types import TaskCtx
 
 D, C = 3, 4
 
-# one compilation per (classify, samples, chunk), shared by the tests
+# one compilation per (classify, select, samples, chunk, dense), shared by
+# the tests
 fisher = jax.jit(fisher_diagonal, static_argnums=0,
-                 static_argnames=('samples', 'chunk'))
+                 static_argnames=('select', 'samples', 'chunk', 'dense'))
 
 
 def to_np(tree):
@@ -122,18 +131,18 @@ def mlp_params():
             'frozen': jnp.asarray(rng.randn(2, C), jnp.float32)}
 
 
-@jax.jit
-def mlp_term(params, x1, task1, mask, c):
+@functools.partial(jax.jit, static_argnums=0)
+def grad_term(classify, params, x1, task1, mask, c):
     """``p(c|x)`` and ``grad log p(c|x)`` of one example and class."""
     def logp(q):
-        z = mlp({**params, 'classifier': q}, x1[None], task1[None])
+        z = classify({**params, 'classifier': q}, x1[None], task1[None])
         return jax.nn.log_softmax(losses.mask_logits(z[0], mask))[c]
 
     return jnp.exp(logp(params['classifier'])), jax.grad(logp)(
         params['classifier'])
 
 
-def loop_fisher(params, data, ctx):
+def loop_fisher(params, data, ctx, classify=mlp):
     """The slow oracle: a Python loop over examples and active classes."""
     t = int(ctx.task_id)
     x, task = task_inputs(data, t)
@@ -142,7 +151,8 @@ def loop_fisher(params, data, ctx):
     for i in range(len(x)):
         mask = active[t, task[i]]
         for c in np.flatnonzero(mask):
-            prob, g = to_np(mlp_term(params, x[i], task[i], mask, c))
+            prob, g = to_np(grad_term(classify, params, x[i], task[i], mask,
+                                      c))
             total = jax.tree.map(lambda a, b, w=prob: a + w * b ** 2,
                                  total, g)
     return jax.tree.map(lambda a: a / len(x), total)
@@ -182,6 +192,134 @@ def test_fisher_samples_uses_n_distinct_valid_examples():
         assert len(match) == 1  # the mean of one pair of valid examples
         seen.add(match[0])
     assert len(seen) > 1  # the key draws the sample
+
+
+HIDDEN = (5, 4)
+CLF = mlp_classifier(HIDDEN, num_outputs=C, input_dim=D)
+
+
+def dense_params(gated):
+    """``CLF``'s parameters (scaled up, so the softmax is far from flat),
+    with XdG gates (2 of 5 and 2 of 4 units off per task) or none."""
+    params = {'classifier': jax.tree.map(
+        lambda p: 3.0 * p, CLF.init(jax.random.PRNGKey(4)))}
+    if gated:
+        params['gates'] = xdg_gates(jax.random.PRNGKey(5), HIDDEN,
+                                    num_tasks=2, proportion=0.4)
+    return params
+
+
+def test_dense_taps_are_the_network_layers_and_inputs():
+    params, data = dense_params(gated=True), tiny_data()
+    assert jax.tree.map(np.shape, params['classifier']) == {
+        'Dense_0': {'kernel': (D, 5), 'bias': (5,)},
+        'Dense_1': {'kernel': (5, 4), 'bias': (4,)},
+        'Dense_2': {'kernel': (4, C), 'bias': (C,)}}
+    x, task = task_inputs(data, 1)
+    zeros = {name: {'pre': jnp.zeros((len(x), layer['bias'].shape[0])),
+                    'out': jnp.zeros((len(x), layer['bias'].shape[0]))}
+             for name, layer in params['classifier'].items()}
+    logits, inputs = CLF.apply.dense_taps(params, x, task, zeros)
+    assert_close(logits, CLF.apply(params, x, task), rtol=1e-6)
+    # by hand, with the task's gates on x @ W (not on the bias)
+    p = to_np(params['classifier'])
+    g = [np.asarray(gate)[task] for gate in params['gates']]
+    h1 = np.maximum((x @ p['Dense_0']['kernel']) * g[0]
+                    + p['Dense_0']['bias'], 0)
+    h2 = np.maximum((h1 @ p['Dense_1']['kernel']) * g[1]
+                    + p['Dense_1']['bias'], 0)
+    assert_close(inputs, {'Dense_0': x, 'Dense_1': h1, 'Dense_2': h2},
+                 rtol=1e-5, atol=1e-6)
+    assert_close(logits, h2 @ p['Dense_2']['kernel'] + p['Dense_2']['bias'],
+                 rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('gated', [False, True])
+@pytest.mark.parametrize('scenario', ['task', 'class'])
+def test_dense_fisher_equals_generic_and_explicit_loop(scenario, gated):
+    params, data = dense_params(gated), tiny_data()
+    assert dense_taps(CLF.apply, params) is CLF.apply.dense_taps
+    for task_id in (0, 1):  # 5 of 7 and 4 of 7 valid entries
+        ctx = ctx_at(task_id, scenario)
+        want = loop_fisher(params, data, ctx, CLF.apply)
+        generic = fisher(CLF.apply, params, data, ctx, chunk=3, dense=False)
+        assert_close(generic, want, rtol=1e-4, atol=1e-7)
+        # chunks of 2 (padded 7 -> 8), 3 (7 -> 9) and the default (512)
+        for chunk in (2, 3, None):
+            got = fisher(CLF.apply, params, data, ctx, chunk=chunk)
+            assert_close(got, want, rtol=1e-4, atol=1e-7)
+            assert_close(got, generic, rtol=1e-4, atol=1e-7)
+        got = to_np(got)
+        assert np.all((got['Dense_2']['bias'] > 0)
+                      == np.asarray(ctx.active[task_id, task_id]))
+        if gated:  # the task's gated units: no gradient into their weights
+            for layer, gate in enumerate(params['gates']):
+                off = np.asarray(gate[task_id]) == 0
+                kernel = got[f'Dense_{layer}']['kernel']
+                assert np.all(kernel[:, off] == 0)
+                assert np.any(kernel[:, ~off] > 0)
+
+
+@pytest.mark.parametrize('scenario', ['task', 'class'])
+def test_dense_fisher_samples_draws_the_generic_paths_examples(scenario):
+    params, data = dense_params(gated=True), tiny_data()
+    for seed, samples in itertools.product(range(3), (2, 3, 7)):
+        ctx = ctx_at(0, scenario, seed)
+        got = fisher(CLF.apply, params, data, ctx, samples=samples, chunk=2)
+        want = fisher(CLF.apply, params, data, ctx, samples=samples,
+                      chunk=2, dense=False)
+        assert_close(got, want, rtol=1e-4, atol=1e-7)
+    # n >= count: every valid example once, never the padding
+    assert_close(fisher(CLF.apply, params, data, ctx, samples=7),
+                 loop_fisher(params, data, ctx, CLF.apply), rtol=1e-4,
+                 atol=1e-7)
+
+
+def _second_layer(params):
+    return {'layer': params['classifier']['Dense_1']}
+
+
+def _copied(params):
+    return jax.tree.map(lambda p: p + 0.0, params['classifier'])
+
+
+def test_dense_fisher_keeps_select_semantics():
+    params, data = dense_params(gated=True), tiny_data()
+    ctx = ctx_at(1, 'task')
+    assert dense_taps(CLF.apply, params, _second_layer) is not None
+    got = fisher(CLF.apply, params, data, ctx, select=_second_layer)
+    want = fisher(CLF.apply, params, data, ctx, select=_second_layer,
+                  dense=False)
+    assert jax.tree.structure(got) == jax.tree.structure(
+        _second_layer(params))
+    assert_close(got, want, rtol=1e-4, atol=1e-7)
+    # new arrays (or parameters outside the classifier): the generic path
+    assert dense_taps(CLF.apply, params, _copied) is None
+    assert dense_taps(CLF.apply, params, lambda p: p['gates']) is None
+    assert_close(fisher(CLF.apply, params, data, ctx, select=_copied),
+                 fisher(CLF.apply, params, data, ctx), rtol=1e-4,
+                 atol=1e-7)
+
+
+def test_other_models_take_the_generic_path():
+    assert dense_taps(linear, linear_params()) is None
+    assert dense_taps(mlp, mlp_params()) is None
+    sep = separate_classifiers((3,), num_tasks=2, num_outputs=C,
+                               input_dim=D)
+    params = {'classifier': sep.init(jax.random.PRNGKey(0))}
+    assert dense_taps(sep.apply, params) is None
+    got = fisher(sep.apply, params, tiny_data(), ctx_at(1, 'task'), chunk=3)
+    assert jax.tree.structure(got) == jax.tree.structure(
+        params['classifier'])
+
+
+def test_ewc_consolidates_with_the_dense_fisher():
+    params, data = dense_params(gated=True), tiny_data()
+    m = ewc(CLF.apply, strength=1.0, online=True)
+    state = jax.jit(m.consolidate)(m.init(params, None), params, data,
+                                   ctx_at(0, 'task'))
+    assert_close(state.fisher, loop_fisher(params, data, ctx_at(0, 'task'),
+                                           CLF.apply), rtol=1e-4, atol=1e-7)
 
 
 def penalty_and_grad(m, params, state):
