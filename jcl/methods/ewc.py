@@ -110,10 +110,10 @@ def _positions(data: TaskData, ctx: TaskCtx, samples):
     return j, (j < count).astype(jnp.float32)
 
 
-# examples per chunk: the generic path holds chunk * num_params floats,
-# the dense path chunk * num_outputs * num_units
+# examples per chunk: the generic path holds about chunk * num_params
+# floats, the dense path a few chunk * num_units
 GENERIC_CHUNK = 32
-DENSE_CHUNK = 512
+DENSE_CHUNK = 256
 
 
 def dense_taps(classify: Callable, params: Params,
@@ -165,7 +165,8 @@ def _dense_chunk_fisher(taps: Callable, params: Params, x, task, mask,
     ``a_i (x) u_ic`` for ``W`` (``u = dL/d(a @ W)``, zero where gated) and
     ``d_ic = dL/dy_ic`` for ``b``, so ``sum_i,c p_ic (a_i (x) u_ic)**2 =
     (a**2).T @ sum_c p_c u_c**2``: one backward pass of the perturbations
-    per output unit (each example only moves its own rows) and one
+    per output unit (each example only moves its own rows; units active
+    for no example of the chunk, whose ``p`` is 0, are skipped) and one
     matmul per layer.
 
     Args:
@@ -190,19 +191,25 @@ def _dense_chunk_fisher(taps: Callable, params: Params, x, task, mask,
     logp, pullback, inputs = jax.vjp(log_probs, zeros, has_aux=True)
     prob = jax.lax.stop_gradient(jnp.exp(logp)) * weight[:, None]
     num_outputs = logp.shape[-1]
-    # one cotangent per output unit: grad of sum_i log p(c|x_i)
-    cotangents = jnp.broadcast_to(
-        jnp.eye(num_outputs, dtype=logp.dtype)[:, None, :],
-        (num_outputs,) + logp.shape)
-    (grads,) = jax.vmap(pullback)(cotangents)          # [C, B, units]
+    used = mask & (weight[:, None] > 0)
 
-    def expect(g):
-        """``sum_c p_ic g_ic**2``, ``[B, units]``."""
-        return jnp.einsum('bc,cbu->bu', prob, jnp.square(g))
+    def add_class(acc, c):
+        """Adds ``p_ic * g_ic**2`` of the perturbations' gradients ``g``
+        of ``sum_i log p(c|x_i)``; skipped if no example has ``c``."""
+        def add(acc):
+            (grads,) = pullback(jnp.broadcast_to(
+                jax.nn.one_hot(c, num_outputs, dtype=logp.dtype),
+                logp.shape))
+            return jax.tree.map(
+                lambda a, g: a + prob[:, c, None] * jnp.square(g), acc,
+                grads)
 
+        return jax.lax.cond(jnp.any(used[:, c]), add, lambda a: a, acc), None
+
+    expect, _ = jax.lax.scan(add_class, zeros, jnp.arange(num_outputs))
     return {name: {'kernel': jnp.square(inputs[name]).T
-                   @ expect(grads[name]['pre']),
-                   'bias': jnp.sum(expect(grads[name]['out']), axis=0)}
+                   @ expect[name]['pre'],
+                   'bias': jnp.sum(expect[name]['out'], axis=0)}
             for name in zeros}
 
 
@@ -219,9 +226,9 @@ def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
 
     Two exact ways: for a network of :class:`jcl.models.classifier.Dense`
     layers (see :func:`dense_taps`) one backward pass of the layer
-    perturbations per output unit and chunk, and the squared per-example
-    gradients contracted by a matmul per layer (memory about ``chunk *
-    num_outputs * num_units``); otherwise per-example, per-output
+    perturbations per output unit active in the chunk, and the squared
+    per-example gradients contracted by one matmul per layer (memory a
+    few ``chunk * num_units``); otherwise per-example, per-output
     gradients of every parameter (vmapped within a chunk, memory about
     ``chunk * num_params``).
 
