@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jcl.data import TaskData, sample
+from jcl.data import TaskData, gather
 from jcl.evaluate import task_accuracies
 from jcl.types import CLState, TaskCtx
 
@@ -118,10 +118,11 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
     tx = learner.make_optimizer(hp, partition(state.params,
                                               learner.frozen)[0])
 
-    def step(carry, k):
+    def step(carry, xs):
         params, opt_state, mstate = carry
-        k_batch, k_loss = jax.random.split(k)
-        batch = sample(train, task_id, k_batch, learner.batch_size)
+        pick, k_loss = xs
+        batch = gather(train, train.index[task_id, pick],
+                       train.origin[task_id, pick])
         ctx = TaskCtx(task_id, k_loss, active)
 
         def objective(trainable):
@@ -140,8 +141,14 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
     if learner.reset_optimizer:
         opt_state = tx.init(partition(state.params, learner.frozen)[0])
     carry = (state.params, opt_state, state.mstate)
+    # All minibatch draws of the task at once (one RNG call, not one per
+    # step): uniform with replacement over the task's examples.
+    k_batch, k_loss = jax.random.split(k_steps)
+    picks = jax.random.randint(
+        k_batch, (learner.num_steps, learner.batch_size), 0,
+        train.count[task_id])
     (params, opt_state, mstate), metrics = jax.lax.scan(
-        step, carry, jax.random.split(k_steps, learner.num_steps))
+        step, carry, (picks, jax.random.split(k_loss, learner.num_steps)))
     mstate = method.consolidate(mstate, params, train,
                                 TaskCtx(task_id, k_cons, active))
     acc = _each_eval(lambda d: task_accuracies(
