@@ -39,6 +39,9 @@ def _parser():
                    help='comma list of methods; + combines (e.g. none,joint)')
     r.add_argument('--seeds', type=int, default=1,
                    help='number of seeds (0..N-1), trained at once')
+    r.add_argument('--first-seed', type=int, default=0,
+                   help='seeds are FIRST..FIRST+N-1 (the NMI code reports '
+                   'seeds 2..21 with --class-order shuffled)')
     r.add_argument('--iters', type=int, default=None,
                    help='iterations per task (default: the paper value)')
     r.add_argument('--batch', type=int, default=None,
@@ -140,6 +143,9 @@ def resolve(args) -> dict:
         raise ConfigError('--method: give at least one method')
     if args.seeds < 1:
         raise ConfigError(f'--seeds must be >= 1, got {args.seeds}')
+    if args.first_seed < 0:
+        raise ConfigError(f'--first-seed must be >= 0, got '
+                          f'{args.first_seed}')
     iters = spec.iters if args.iters is None else args.iters
     batch = spec.batch if args.batch is None else args.batch
     lr = spec.lr if args.lr is None else args.lr
@@ -185,6 +191,7 @@ def resolve(args) -> dict:
         'num_tasks': (args.permutations or spec.num_tasks),
         'class_order': args.class_order, 'data_dir': args.data_dir,
         'seed_chunk': chunk, 'grid': grid, 'validation': validation,
+        'first_seed': args.first_seed,
     }
 
 
@@ -276,8 +283,9 @@ def run_config(cfg, folder, log=print):
             hp = cfg['hparams'][f'{scenario}/{method}']
             points = grid_points({k: v for k, v in
                                   cfg.get('grid', {}).items() if k in hp})
+            seed0 = cfg.get('first_seed', 0)
             rows = [({**hp, **pt}, s) for pt in points
-                    for s in range(cfg['seeds'])]
+                    for s in range(seed0, seed0 + cfg['seeds'])]
             chunk = cfg['seed_chunk'] * len(points)
             groups = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
             outs = []
