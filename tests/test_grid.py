@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from jcl import cli, data as data_lib
+from jcl import cli
+from jcl import data as data_lib
 from jcl.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ SPLIT_KEYS = ("train_x", "train_y", "test_x", "test_y")
 
 
 def resolve_dir(value, env_var, default):
-    """Pick a folder: the argument, else an environment variable, else a default.
+    """Pick a folder: the argument, else an environment variable, else one.
 
     Args:
         value: the folder given by the caller, or None.
