@@ -170,7 +170,7 @@ def resolve(args) -> dict:
             recipes.check_scenario(parts, s)
             hp = recipes.default_hparams(parts, lr=lr,
                                          protocol=args.protocol,
-                                         scenario=s)
+                                         scenario=s, batch=batch)
             hp.update({k: v for k, v in sets.items() if k in hp})
             recipes.check_hparams(parts, hp)
             for k, values in grid.items():
@@ -296,7 +296,9 @@ def run_config(cfg, folder, log=print):
                 first = proto[0] if isinstance(proto, list) else proto
                 learner = recipes.build_learner(
                     first, parts, hidden=tuple(cfg['hidden']),
-                    iters=cfg['iters'], batch=cfg['batch'])
+                    iters=cfg['iters'], batch=cfg['batch'],
+                    static_max={k: max(h[k] for h, _ in rows)
+                                for k in hp})
                 keys = jax.numpy.stack([jax.random.PRNGKey(s)
                                         for s in seeds])
                 hpa = {k: np.array([h[k] for h, _ in group], np.float32)

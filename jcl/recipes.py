@@ -105,10 +105,11 @@ class BuildCtx(NamedTuple):
     protocol: str
     scenario: str
     batch: int
+    static_max: dict   # hp name -> largest value over the vmapped rows
 
 
-def _no_defaults(protocol, scenario):
-    del protocol, scenario  # unused
+def _no_defaults(protocol, scenario, batch):
+    del protocol, scenario, batch  # unused
     return {}
 
 
@@ -118,7 +119,8 @@ class MethodSpec(NamedTuple):
     Attributes:
       build: ``(ctx: BuildCtx, hp) -> Method | None`` (``None``: the method
         changes only data or architecture).
-      defaults: ``(protocol, scenario) -> {hp name: default}``; the NMI
+      defaults: ``(protocol, scenario, batch) -> {hp name: default}``;
+        the NMI
         code's grid-searched values where it has them.
       checks: hyperparameter name -> (predicate, requirement text).
       replay: replays data, so the current loss is weighted ``1/t``.
@@ -166,6 +168,8 @@ XDG_PROP = _table({('split-mnist', 'task'): 0.9,
 NONNEG = (lambda v: v >= 0, 'must be >= 0')
 POSITIVE = (lambda v: v > 0, 'must be > 0')
 UNIT = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
+REPLAY_SIZE = (lambda v: v >= 1 and float(v).is_integer() and v <= 1 << 16,
+               'must be a whole number of replayed inputs, 1..65536')
 
 
 def _fisher_samples(ctx):
@@ -208,8 +212,10 @@ def _build_gr(distill):
         from jcl.methods.replay import gr
         from jcl.models.vae import vae_generator
         gen = vae_generator(ctx.hidden, latent=100, input_dim=ctx.input_dim)
+        size = int(ctx.static_max.get('gr.replay_size', ctx.batch))
         return gr(ctx.classify, gen, distill=distill,
                   temperature=hp.get('gr.temperature', 2.0),
+                  replay_size=size, replay_count=hp['gr.replay_size'],
                   num_tasks=ctx.num_tasks)
     return build
 
@@ -229,32 +235,37 @@ METHODS = {
     'joint': MethodSpec(build=lambda ctx, hp: None, joint=True),
     'ewc': MethodSpec(
         build=_build_ewc,
-        defaults=lambda p, s: {'ewc.lambda': EWC_LAMBDA(p, s)},
+        defaults=lambda p, s, b: {'ewc.lambda': EWC_LAMBDA(p, s)},
         checks={'ewc.lambda': NONNEG}),
     'online-ewc': MethodSpec(
         build=_build_online_ewc,
-        defaults=lambda p, s: {'online-ewc.lambda': EWC_LAMBDA(p, s),
+        defaults=lambda p, s, b: {'online-ewc.lambda': EWC_LAMBDA(p, s),
                                'online-ewc.gamma': 1.0},
         checks={'online-ewc.lambda': NONNEG,
                 'online-ewc.gamma': (lambda v: 0 < v <= 1,
                                      'must be in (0, 1]')}),
     'si': MethodSpec(
         build=_build_si,
-        defaults=lambda p, s: {'si.c': SI_C(p, s), 'si.xi': 0.1},
+        defaults=lambda p, s, b: {'si.c': SI_C(p, s), 'si.xi': 0.1},
         checks={'si.c': NONNEG, 'si.xi': POSITIVE}),
     'lwf': MethodSpec(
         build=_build_lwf, replay=True,
-        defaults=lambda p, s: {'lwf.temperature': 2.0},
+        defaults=lambda p, s, b: {'lwf.temperature': 2.0},
         checks={'lwf.temperature': POSITIVE}),
     'xdg': MethodSpec(
         build=_build_xdg, scenarios=('task',),
-        defaults=lambda p, s: {'xdg.proportion': XDG_PROP(p, s)},
+        defaults=lambda p, s, b: {'xdg.proportion': XDG_PROP(p, s)},
         checks={'xdg.proportion': UNIT}),
-    'gr': MethodSpec(build=_build_gr(False), replay=True),
+    'gr': MethodSpec(
+        build=_build_gr(False), replay=True,
+        defaults=lambda p, s, b: {'gr.replay_size': float(b)},
+        checks={'gr.replay_size': REPLAY_SIZE}),
     'gr-distill': MethodSpec(
         build=_build_gr(True), replay=True,
-        defaults=lambda p, s: {'gr.temperature': 2.0},
-        checks={'gr.temperature': POSITIVE}),
+        defaults=lambda p, s, b: {'gr.temperature': 2.0,
+                                  'gr.replay_size': float(b)},
+        checks={'gr.temperature': POSITIVE,
+                'gr.replay_size': REPLAY_SIZE}),
     'separate': MethodSpec(
         build=lambda ctx, hp: None, scenarios=('task',),
         classifier=_separate_classifier, reset_optimizer=True),
@@ -277,11 +288,11 @@ def parse_method(spec: str) -> list:
 
 
 def default_hparams(parts: list, *, lr: float, protocol='split-mnist',
-                    scenario='class') -> dict:
+                    scenario='class', batch=128) -> dict:
     """The hyperparameters of a method composition with their defaults."""
     hp = {'lr': lr}
     for p in parts:
-        hp.update(METHODS[p].defaults(protocol, scenario))
+        hp.update(METHODS[p].defaults(protocol, scenario, batch))
     return hp
 
 
@@ -317,11 +328,17 @@ def check_hparams(parts: list, hp: dict):
 
 
 def build_learner(protocol: data_lib.Protocol, parts: list, *,
-                  hidden: tuple, iters: int, batch: int) -> Learner:
+                  hidden: tuple, iters: int, batch: int,
+                  static_max: dict | None = None) -> Learner:
     """The learner of a method composition on a protocol.
 
     The current-task loss comes first (weighted ``1/t`` when a part
     replays), then each part's own terms under its name.
+
+    Args:
+      static_max: the largest value of each hyperparameter over the rows
+        that will be vmapped together; hyperparameters that set a shape
+        (GR's ``gr.replay_size``) draw at that size and mask the rest.
     """
     if iters < 1:
         raise ConfigError(f'iterations per task must be >= 1, got {iters}')
@@ -333,7 +350,7 @@ def build_learner(protocol: data_lib.Protocol, parts: list, *,
                          input_dim=input_dim)
     ctx = BuildCtx(clf.apply, tuple(hidden), protocol.num_tasks,
                    protocol.num_outputs, input_dim, protocol.name,
-                   protocol.scenario, batch)
+                   protocol.scenario, batch, dict(static_max or {}))
     for p in parts:
         if METHODS[p].classifier is not None:
             clf = METHODS[p].classifier(hidden, ctx)

@@ -45,3 +45,27 @@ def test_defaults_follow_protocol_and_scenario():
     d = recipes.default_hparams(['ewc'], lr=1e-4,
                                 protocol='permuted-mnist', scenario='domain')
     assert d['ewc.lambda'] == 100.0
+
+
+def test_replay_size_is_a_grid_axis(tmp_path, capsys):
+    """Replay sizes share one program (drawn at the largest, masked)."""
+    out = tmp_path / 'g'
+    code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
+                     'class', '--method', 'gr', '--iters', '6', '--batch',
+                     '16', '--grid', 'gr.replay_size=4,16', '--out',
+                     str(out)])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / 'summary.json').read_text())
+    assert set(summary) == {'gr[gr.replay_size=4]', 'gr[gr.replay_size=16]'}
+    grid = json.loads((out / 'grid.json').read_text())
+    sizes = [p['hp']['gr.replay_size'] for p in grid['gr']['points']]
+    assert sorted(sizes) == [4.0, 16.0]
+    d = recipes.default_hparams(['gr'], lr=1e-3, batch=64)
+    assert d['gr.replay_size'] == 64.0
+    for bad in ('0', '2.5'):
+        code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
+                         'class', '--method', 'gr', '--iters', '2', '--set',
+                         f'gr.replay_size={bad}', '--out',
+                         str(tmp_path / f'bad{bad}')])
+        assert code == 2
+        assert 'whole number of replayed inputs' in capsys.readouterr().err

@@ -29,17 +29,57 @@ def _classifier(params):
 
 
 class EWCState(NamedTuple):
-    """Offline EWC: one anchor and one Fisher per task.
+    """Offline EWC: the sum of one quadratic per finished task, kept as one.
+
+    ``sum_k F_k (theta - a_k)**2 = F (theta - m)**2 + offset`` elementwise,
+    with ``F = sum_k F_k``, ``m = sum_k F_k a_k / F`` (the Fisher-weighted
+    mean anchor) and ``offset = sum_k F_k (a_k - m)**2`` summed over all
+    parameters. The penalty and its gradient are therefore exactly those
+    of the per-task sum, at the cost of one quadratic whatever the number
+    of tasks (the reference keeps one Fisher and anchor per task and sums
+    them every step).
 
     Attributes:
-      anchor: like ``select(params)``, every leaf ``[T, *leaf.shape]``;
-        slot ``k`` holds the parameters at the end of task ``k``.
-      fisher: like ``anchor``; slot ``k`` is task ``k``'s diagonal Fisher
-        (zeros until task ``k`` is consolidated, so it adds nothing).
+      anchor: like ``select(params)``: ``m`` (where ``F`` is 0: the latest
+        anchor, which is weighted 0).
+      fisher: like ``anchor``: ``F``, the sum of the tasks' Fishers.
+      offset: a scalar, ``sum_k F_k (a_k - m)**2`` (the penalty's constant,
+        which has no gradient).
     """
 
     anchor: PyTree
     fisher: PyTree
+    offset: jnp.ndarray
+
+
+def add_quadratic(state: EWCState, fisher: PyTree,
+                  anchor: PyTree) -> EWCState:
+    """Adds ``fisher * (theta - anchor)**2`` to a sum of quadratics.
+
+    The parallel-axis update, computed from differences only (no
+    cancellation between large terms): with ``F' = F + f`` and ``m' = (F m
+    + f a) / F'``, ``offset' = offset + sum F (m - m')**2 + f (a - m')**2``.
+
+    Example::
+
+        s = EWCState(zeros, zeros, jnp.float32(0))
+        s = add_quadratic(s, f0, a0)
+        s = add_quadratic(s, f1, a1)   # F (theta - m)**2 + offset ==
+                                       # f0 (theta-a0)**2 + f1 (theta-a1)**2
+    """
+    total = jax.tree.map(jnp.add, state.fisher, fisher)
+
+    def center(f_old, m, f_new, a, tot):
+        safe = jnp.where(tot > 0, tot, 1.0)
+        return jnp.where(tot > 0, m + f_new * (a - m) / safe, a)
+
+    mean = jax.tree.map(center, state.fisher, state.anchor, fisher, anchor,
+                        total)
+    extra = jax.tree.map(
+        lambda f_old, m, f_new, a, m2: jnp.sum(
+            f_old * jnp.square(m - m2) + f_new * jnp.square(a - m2)),
+        state.fisher, state.anchor, fisher, anchor, mean)
+    return EWCState(mean, total, state.offset + sum(jax.tree.leaves(extra)))
 
 
 class OnlineEWCState(NamedTuple):
@@ -290,21 +330,6 @@ def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
     return jax.tree.map(lambda f: f / n, total)
 
 
-def _stacked_penalty(fisher, theta, anchor):
-    """``sum_k sum_i F_k,i (theta_i - anchor_k,i)**2`` of stacked trees."""
-    terms = jax.tree.map(
-        lambda f, t, a: jnp.sum(f * jnp.square(t[None] - a)),
-        fisher, theta, anchor)
-    return sum(jax.tree.leaves(terms))
-
-
-def _put(stack, new, task_id):
-    """Writes tree ``new`` into slot ``task_id`` of stacked tree ``stack``."""
-    return jax.tree.map(
-        lambda s, n: jax.lax.dynamic_update_index_in_dim(s, n, task_id, 0),
-        stack, new)
-
-
 def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
         online: bool = False, gamma=1.0, num_tasks: int | None = None,
         select: Callable = _classifier, chunk: int | None = None,
@@ -313,7 +338,8 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
 
     Offline (the default): one Fisher ``F_k`` and anchor ``theta*_k`` per
     finished task, ``penalty = strength / 2 * sum_k sum_i F_k,i
-    (theta_i - theta*_k,i)**2``. Online: ``F <- gamma * F + F_task``, one
+    (theta_i - theta*_k,i)**2``, held as one equal quadratic (see
+    :class:`EWCState`). Online: ``F <- gamma * F + F_task``, one
     anchor (the latest), ``penalty = strength / 2 * sum_i gamma * F_i
     (theta_i - theta*_i)**2`` (the reference's extra ``gamma``).
 
@@ -324,8 +350,8 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
         that many examples, drawn without replacement.
       online: online EWC (static).
       gamma: online EWC's decay (may be a tracer).
-      num_tasks: ``T``, the number of task slots of offline EWC (static;
-        ``ctx.active.shape[0]``). Ignored when ``online``.
+      num_tasks: unused (the per-task quadratics are summed into one);
+        kept so that callers written for per-task slots still work.
       select: the parameter subtree that is regularised.
       chunk: examples per vectorised Fisher chunk (static; ``None``: the
         default of the path :func:`fisher_diagonal` takes).
@@ -341,19 +367,14 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
         m = ewc(clf.apply, strength=hp['ewc.lambda'], num_tasks=5)
         online = ewc(clf.apply, strength=1e3, online=True, gamma=0.9)
     """
-    if not online and num_tasks is None:
-        raise ValueError('offline EWC needs num_tasks (one slot per task)')
+    del num_tasks  # one summed quadratic serves any number of tasks
 
     def init(params, key):
         del key  # unused
         theta = select(params)
         if online:
             return OnlineEWCState(theta, tree.zeros_like(theta))
-        def slots():
-            return jax.tree.map(
-                lambda p: jnp.zeros((num_tasks,) + p.shape, p.dtype), theta)
-
-        return EWCState(slots(), slots())
+        return EWCState(theta, tree.zeros_like(theta), jnp.float32(0.0))
 
     def loss(params, mstate, batch, ctx):
         del batch, ctx  # unused
@@ -362,13 +383,11 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
             dist = gamma * tree.weighted_sq_dist(mstate.fisher, theta,
                                                  mstate.anchor)
         else:
-            dist = _stacked_penalty(mstate.fisher, theta, mstate.anchor)
+            dist = tree.weighted_sq_dist(mstate.fisher, theta,
+                                         mstate.anchor) + mstate.offset
         return {'penalty': strength * 0.5 * dist}
 
     def consolidate(mstate, params, data, ctx):
-        if not online and ctx.active.shape[0] != num_tasks:
-            raise ValueError(f'EWC built for {num_tasks} tasks, the table '
-                             f'has {ctx.active.shape[0]}')
         new = fisher_diagonal(classify, params, data, ctx, select=select,
                               samples=fisher_samples, chunk=chunk,
                               dense=dense)
@@ -377,7 +396,6 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
             fisher = jax.tree.map(lambda f, n: gamma * f + n, mstate.fisher,
                                   new)
             return OnlineEWCState(theta, fisher)
-        return EWCState(_put(mstate.anchor, theta, ctx.task_id),
-                        _put(mstate.fisher, new, ctx.task_id))
+        return add_quadratic(mstate, new, theta)
 
     return make_method(init=init, loss=loss, consolidate=consolidate)

@@ -42,19 +42,29 @@ class GRState(NamedTuple):
 
 def replay_classification(classify, params, teacher, x, ctx, *,
                           distill=False, temperature=2.0,
-                          num_tasks=None):
-    """The classifier's replay loss on inputs ``x``, averaged over the
-    heads of the previous tasks.
+                          num_tasks=None, heads='split', weights=None):
+    """The classifier's replay loss on inputs ``x`` over the heads of the
+    previous tasks.
 
-    For every task head ``j`` (task argument ``j``, so task-specific gates
-    apply), the teacher scores ``x`` over ``ctx.active[t - 1, j]`` and the
-    student over ``ctx.active[t, j]``, ``t = ctx.task_id``. The head's
-    loss is the student's cross-entropy against the teacher's ``argmax``
-    (``distill=False``) or distillation at ``temperature``, scaled by
-    ``T**2`` (``distill=True``). Heads ``j < t`` are averaged. With the
-    scenario tables this is: Task-IL, the same inputs scored under every
-    previous head; Class-IL, the teacher over the classes of tasks
-    ``0..t-1`` and the student over ``0..t``; Domain-IL, the shared head.
+    Task ``t = ctx.task_id`` (0-based) replays tasks ``0..t-1``. A replayed
+    input scored under head ``j`` (task argument ``j``, so task-specific
+    gates apply) is scored by the teacher over ``ctx.active[t - 1, j]`` and
+    by the student over ``ctx.active[t, j]``; its loss is the student's
+    cross-entropy against the teacher's ``argmax`` (``distill=False``) or
+    distillation at ``temperature``, scaled by ``T**2`` (``distill=True``).
+
+    ``heads`` says which inputs go to which head:
+
+    * ``'split'``: input ``i`` is scored under head ``i mod t``, so the
+      replayed batch is split evenly over the previous tasks and every
+      input costs one forward pass of each model.
+    * ``'all'``: every input is scored under every previous head and the
+      heads are averaged (the NMI code's Task-IL replay; ``t`` times the
+      compute, the same expected loss).
+
+    With the scenario tables the heads differ only in Task-IL: in Class-IL
+    the teacher scores the classes of tasks ``0..t-1`` and the student
+    ``0..t``; in Domain-IL both use the shared head.
 
     Args:
       classify: ``(params, x, task) -> logits``.
@@ -64,44 +74,59 @@ def replay_classification(classify, params, teacher, x, ctx, *,
       ctx: the :class:`jcl.types.TaskCtx` of the step.
       distill: soft targets instead of hard labels.
       temperature: distillation temperature (may be traced).
-      num_tasks: heads to consider (default: all rows of ``ctx.active``).
+      num_tasks: heads to consider with ``heads='all'`` (default: all rows
+        of ``ctx.active``).
+      heads: ``'split'`` or ``'all'`` (static).
+      weights: optional ``[N]`` per-input weights (e.g. a 0/1 mask that
+        makes the replay size a traced hyperparameter); the loss is the
+        weighted mean.
 
     Returns:
-      A scalar; 0 on the first task (every head weight is 0).
+      A scalar; 0 on the first task.
 
     Example::
 
         ctx = TaskCtx(jnp.int32(1), key, jnp.asarray(proto.active))
         l = replay_classification(clf.apply, params, teacher, x_rep, ctx)
     """
+    if heads not in ('split', 'all'):
+        raise ValueError(f"heads must be 'split' or 'all', got {heads!r}")
     t = ctx.task_id
     prev = jnp.maximum(t - 1, 0)
-    heads = jnp.arange(num_tasks or ctx.active.shape[0])
     n = x.shape[0]
     teacher = jax.lax.stop_gradient(teacher)
+    w = jnp.ones((n,), jnp.float32) if weights is None else weights
 
-    def head_loss(j):
-        task = jnp.full((n,), j, jnp.int32)
-        student_mask, teacher_mask = ctx.active[t, j], ctx.active[prev, j]
+    def per_input(task):
+        student_mask, teacher_mask = ctx.active[t][task], \
+            ctx.active[prev][task]
         logits = classify(params, x, task)
         target = classify(teacher, x, task)
         if distill:
-            per = losses.distillation(logits, target, student_mask,
-                                      temperature,
-                                      teacher_mask=teacher_mask)
-        else:
-            labels = jnp.argmax(losses.mask_logits(target, teacher_mask),
-                                axis=-1)
-            per = losses.cross_entropy(logits, labels, student_mask)
-        return jnp.mean(per)
+            return losses.distillation(logits, target, student_mask,
+                                       temperature,
+                                       teacher_mask=teacher_mask)
+        labels = jnp.argmax(losses.mask_logits(target, teacher_mask),
+                            axis=-1)
+        return losses.cross_entropy(logits, labels, student_mask)
 
-    per_head = jax.vmap(head_loss)(heads)
-    weights = (heads < t) / jnp.maximum(t, 1).astype(jnp.float32)
-    return jnp.sum(weights * per_head)
+    def wmean(per):
+        return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12)
+
+    if heads == 'split':
+        task = (jnp.arange(n) % jnp.maximum(t, 1)).astype(jnp.int32)
+        return jnp.where(t > 0, wmean(per_input(task)), 0.0)
+
+    all_heads = jnp.arange(num_tasks or ctx.active.shape[0])
+    per_head = jax.vmap(
+        lambda j: wmean(per_input(jnp.full((n,), j, jnp.int32))))(all_heads)
+    head_w = (all_heads < t) / jnp.maximum(t, 1).astype(jnp.float32)
+    return jnp.sum(head_w * per_head)
 
 
 def gr(classify, generator: Generator, *, distill=False, temperature=2.0,
-       replay_size=None, num_tasks=None) -> Method:
+       replay_size=None, replay_count=None, heads='split',
+       num_tasks=None) -> Method:
     """Generative replay with a generator trained on current and replayed
     data.
 
@@ -112,10 +137,18 @@ def gr(classify, generator: Generator, *, distill=False, temperature=2.0,
       distill: soft targets (distillation, ``T**2``-scaled) instead of the
         teacher's hard labels (the NMI default).
       temperature: distillation temperature (may be traced).
-      replay_size: replayed inputs per step (static; default: the current
-        batch size).
-      num_tasks: heads to replay on (static; default: all tasks of the
-        active table).
+      replay_size: replayed inputs drawn per step (static; default: the
+        current batch size).
+      replay_count: how many of those count (may be traced, e.g. a grid
+        axis; default: all ``replay_size``). The first ``replay_count``
+        inputs get weight 1, the rest 0, so a vmapped grid over replay
+        sizes shares one program drawn at the largest size.
+      heads: how replayed inputs meet the previous tasks' heads (static):
+        ``'split'`` (default) splits the replayed batch evenly over the
+        previous tasks, ``'all'`` scores every input under every previous
+        head (the NMI code); see :func:`replay_classification`.
+      num_tasks: heads to replay on with ``heads='all'`` (static; default:
+        all tasks of the active table).
 
     Returns:
       A method with state :class:`GRState` and terms ``'replay'`` (the
@@ -130,6 +163,9 @@ def gr(classify, generator: Generator, *, distill=False, temperature=2.0,
         mstate = method.init(params, key)
         terms = method.loss(params, mstate, batch, ctx)
     """
+    if heads not in ('split', 'all'):
+        raise ValueError(f"heads must be 'split' or 'all', got {heads!r}")
+
     def extend_params(params, key):
         return {**params, 'generator': generator.init(key)}
 
@@ -146,14 +182,23 @@ def gr(classify, generator: Generator, *, distill=False, temperature=2.0,
         k_sample, k_cur, k_rep = jax.random.split(ctx.key, 3)
         x_rep = jax.lax.stop_gradient(generator.sample(
             mstate.teacher['generator'], k_sample, n))
+        weights = None
+        if replay_count is not None:
+            weights = (jnp.arange(n) < replay_count).astype(jnp.float32)
         w_cur = combine.current_weight(ctx.task_id)
         w_rep = combine.replay_weight(ctx.task_id)
         replay = replay_classification(
             classify, params, mstate.teacher, x_rep, ctx, distill=distill,
-            temperature=temperature, num_tasks=num_tasks)
+            temperature=temperature, num_tasks=num_tasks, heads=heads,
+            weights=weights)
         gparams = params['generator']
         gen_cur = jnp.mean(generator.loss(gparams, batch.x, k_cur))
-        gen_rep = jnp.mean(generator.loss(gparams, x_rep, k_rep))
+        per_rep = generator.loss(gparams, x_rep, k_rep)
+        if weights is None:
+            gen_rep = jnp.mean(per_rep)
+        else:
+            gen_rep = jnp.sum(weights * per_rep) / jnp.maximum(
+                jnp.sum(weights), 1e-12)
         return {'replay': w_rep * replay, 'gen_current': w_cur * gen_cur,
                 'gen_replay': w_rep * gen_rep}
 

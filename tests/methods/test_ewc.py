@@ -5,6 +5,7 @@ penalties against hand formulas."""
 import functools
 import itertools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,7 @@ from jcl import losses
 from jcl.methods.ewc import (
     EWCState,
     OnlineEWCState,
+    add_quadratic,
     dense_taps,
     ewc,
     example_fisher,
@@ -342,9 +344,11 @@ def test_penalty_is_half_strength_weighted_distance_by_hand():
     np.testing.assert_allclose(grad['w'], [[3.0, 6.0]], rtol=1e-6)
     np.testing.assert_allclose(grad['b'], [-3.0], rtol=1e-6)
     offline = ewc(linear, strength=3.0, num_tasks=2)
-    stacked = EWCState(
-        anchor=jax.tree.map(lambda a: jnp.stack([a, 0 * a]), anchor),
-        fisher=jax.tree.map(lambda f: jnp.stack([f, 2 * f]), fish))
+    stacked = EWCState(jax.tree.map(jnp.zeros_like, anchor),
+                       jax.tree.map(jnp.zeros_like, fish), jnp.float32(0))
+    stacked = add_quadratic(stacked, fish, anchor)
+    stacked = add_quadratic(stacked, jax.tree.map(lambda f: 2 * f, fish),
+                            jax.tree.map(lambda a: 0 * a, anchor))
     # slot 0: 10, slot 1: 2 * (2*1 + 4*4 + 0) = 36; 3 * 0.5 * 46 = 69
     value, grad = penalty_and_grad(offline, theta, stacked)
     np.testing.assert_allclose(value, 69.0, rtol=1e-6)
@@ -368,11 +372,7 @@ def test_offline_keeps_one_anchor_and_fisher_per_task():
     f1 = to_np(fisher(linear, p1, data, ctx_at(1), chunk=2))
     a0, a1 = to_np(p0['classifier']), to_np(p1['classifier'])
 
-    def stack(a, b):
-        return np.stack([a, b])
-
-    assert_close(state.anchor, jax.tree.map(stack, a0, a1))
-    assert_close(state.fisher, jax.tree.map(stack, f0, f1), rtol=1e-5)
+    assert_close(state.fisher, jax.tree.map(np.add, f0, f1), rtol=1e-5)
     th = to_np(probe['classifier'])
     want = strength / 2 * sum(np.sum(f0[k] * (th[k] - a0[k]) ** 2
                                      + f1[k] * (th[k] - a1[k]) ** 2)
@@ -428,6 +428,39 @@ def test_hyperparameters_may_be_vmapped_tracers():
                                rtol=1e-5)
 
 
-def test_offline_needs_num_tasks():
-    with pytest.raises(ValueError, match='num_tasks'):
-        ewc(linear, strength=1.0)
+def test_summed_quadratic_equals_per_task_sum():
+    """Offline EWC keeps sum_k F_k (theta - a_k)**2 as one quadratic: same
+    value and gradient as the explicit sum at any theta, with Fisher
+    entries that are zero for some tasks or all of them."""
+    rng = np.random.RandomState(0)
+    shape, tasks = (7, 3), 5
+    fs = [np.float32(rng.rand(*shape) * (rng.rand(*shape) > 0.3))
+          for _ in range(tasks)]
+    fs[0][0, 0] = fs[1][0, 0] = 0.0
+    for f in fs:
+        f[1, :] = 0.0  # a row no task cares about
+    anchors = [np.float32(rng.randn(*shape)) for _ in range(tasks)]
+    state = EWCState({'w': jnp.zeros(shape)}, {'w': jnp.zeros(shape)},
+                     jnp.float32(0))
+    add = jax.jit(add_quadratic)
+    for f, a in zip(fs, anchors):
+        state = add(state, {'w': jnp.asarray(f)}, {'w': jnp.asarray(a)})
+    m = ewc(lambda p, x, t: x, strength=2.0, select=lambda p: p['w'])
+    for _ in range(3):
+        theta = np.float32(rng.randn(*shape))
+        want = sum(np.sum(np.float64(f) * (theta - a) ** 2)
+                   for f, a in zip(fs, anchors))
+        want_grad = sum(2.0 * f * (theta - a) for f, a in zip(fs, anchors))
+        st = EWCState(state.anchor['w'], state.fisher['w'], state.offset)
+        value, grad = jax.value_and_grad(
+            lambda th: m.loss({'w': th}, st, None, None)['penalty'])(
+            jnp.asarray(theta))
+        np.testing.assert_allclose(value, want, rtol=1e-5)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_offline_ignores_num_tasks():
+    a = ewc(linear, strength=1.0)
+    b = ewc(linear, strength=1.0, num_tasks=3)
+    p = linear_params(1)
+    chex.assert_trees_all_equal(a.init(p, None), b.init(p, None))

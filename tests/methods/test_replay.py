@@ -99,7 +99,8 @@ def test_task_il_averages_over_previous_heads(distill):
     student, teacher = make_params(1, 3), make_params(2, 3)
     got = jax.jit(functools.partial(
         replay_classification, classify, distill=distill,
-        temperature=3.0))(student, teacher, X_REP, ctx_at(2, active))
+        temperature=3.0, heads='all'))(student, teacher, X_REP,
+                                       ctx_at(2, active))
     per_head = []
     for j in range(2):  # heads of the previous tasks only
         units = [2 * j, 2 * j + 1]
@@ -112,6 +113,51 @@ def test_task_il_averages_over_previous_heads(distill):
             labels = units[0] + np.argmax(t[:, units], axis=1)
             per_head.append(np.mean(np_ce(s, labels, units)))
     np.testing.assert_allclose(got, np.mean(per_head), rtol=1e-5)
+
+
+@pytest.mark.parametrize('distill', [False, True])
+def test_task_il_split_evenly_over_previous_heads(distill):
+    active = table('task', 3)  # heads {0,1}, {2,3}, {4,5}
+    student, teacher = make_params(1, 3), make_params(2, 3)
+    w = np.array([1.0, 1.0, 0.0, 1.0, 1.0], np.float32)  # input 2 masked
+    got = jax.jit(functools.partial(
+        replay_classification, classify, distill=distill,
+        temperature=3.0))(student, teacher, X_REP, ctx_at(2, active),
+                          weights=jnp.asarray(w))
+    per = []
+    for i in range(N):  # input i goes to head i mod 2 (tasks 0 and 1)
+        j = i % 2
+        units = [2 * j, 2 * j + 1]
+        s = np_logits(student, j, X_REP[i:i + 1])
+        t = np_logits(teacher, j, X_REP[i:i + 1])
+        if distill:
+            p = np_softmax(t[:, units] / 3.0)
+            logq = np.log(np_softmax(s[:, units] / 3.0))
+            per.append(-9.0 * np.sum(p * logq))
+        else:
+            label = units[0] + np.argmax(t[0, units])
+            per.append(np_ce(s, [label], units)[0])
+    want = np.sum(w * np.array(per)) / np.sum(w)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_split_equals_all_outside_task_il():
+    """Without task-specific parts (no per-task bias or gates) the heads
+    of Class- and Domain-IL are one head: both modes agree."""
+    def shared(params, x, task):
+        del task  # unused
+        return classify(params, x, jnp.zeros(x.shape[0], jnp.int32))
+
+    for scenario in ('class', 'domain'):
+        active = table(scenario, 3)
+        student, teacher = make_params(1, 3), make_params(2, 3)
+        f = functools.partial(replay_classification, shared)
+        for t in (0, 1, 2):
+            a = f(student, teacher, X_REP, ctx_at(t, active), heads='all')
+            b = f(student, teacher, X_REP, ctx_at(t, active))
+            np.testing.assert_allclose(a, b, rtol=1e-5)
+    with pytest.raises(ValueError, match='heads'):
+        f(student, teacher, X_REP, ctx_at(1, active), heads='every')
 
 
 def test_distill_class_il_teacher_over_previous_classes():
@@ -183,6 +229,31 @@ def test_replay_size_and_traced_temperature():
     out = terms(2.0)
     assert calls == [3]
     assert all(np.isfinite(float(v)) for v in out.values())
+
+
+def test_traced_replay_count_equals_smaller_replay_size():
+    """A grid over replay sizes draws at the largest size and masks: with
+    count k it equals drawing k inputs (the stub draws X_REP[:n])."""
+    params, teacher = make_params(1, 2), make_params(2, 2)
+    ctx = ctx_at(1, table('class', 2))
+
+    @jax.jit
+    def masked(count):
+        m = gr(classify, stub_generator(), replay_size=5,
+               replay_count=count)
+        return m.loss(params, GRState(teacher), current_batch(), ctx)
+
+    small = jax.jit(lambda: gr(classify, stub_generator(), replay_size=3)
+                    .loss(params, GRState(teacher), current_batch(), ctx))()
+    got = masked(jnp.float32(3))
+    for k in ('replay', 'gen_replay', 'gen_current'):
+        np.testing.assert_allclose(got[k], small[k], rtol=1e-5)
+    full = masked(jnp.float32(5))
+    assert not np.isclose(float(full['replay']), float(got['replay']))
+    counts = jnp.array([3.0, 5.0])
+    vm = jax.vmap(masked)(counts)
+    np.testing.assert_allclose(vm['replay'], [got['replay'],
+                                              full['replay']], rtol=1e-5)
 
 
 def test_extend_init_and_consolidate():
