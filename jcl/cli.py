@@ -175,6 +175,10 @@ def resolve(args) -> dict:
             recipes.check_hparams(parts, hp)
             for k, values in grid.items():
                 if k in hp:
+                    if k in recipes.static_hparams(parts):
+                        raise ConfigError(
+                            f'--grid {k}: it sets a shape, so it takes one '
+                            'value per run (use --set)')
                     recipes.check_hparams(parts, {k: np.array(values)})
             hps[f'{s}/{m}'] = hp
     used = set().union(*(set(h) for h in hps.values()))

@@ -129,6 +129,8 @@ class MethodSpec(NamedTuple):
       classifier: builds another classifier, ``(hidden, ctx) -> Classifier``
         (separate networks); ``None``: the usual MLP.
       reset_optimizer: fresh optimiser state at every task start.
+      static: hyperparameters that set a shape or a loop length (one value
+        per run: settable with ``--set``, not a ``--grid`` axis).
     """
 
     build: Callable
@@ -139,6 +141,7 @@ class MethodSpec(NamedTuple):
     scenarios: tuple = ('task', 'domain', 'class')
     classifier: Callable | None = None
     reset_optimizer: bool = False
+    static: tuple = ()
 
 
 def _table(values, fallback):
@@ -168,27 +171,36 @@ XDG_PROP = _table({('split-mnist', 'task'): 0.9,
 NONNEG = (lambda v: v >= 0, 'must be >= 0')
 POSITIVE = (lambda v: v > 0, 'must be > 0')
 UNIT = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
+SAMPLES = (lambda v: v >= 0 and float(v).is_integer(),
+           'must be a whole number of examples (0: the whole task)')
 REPLAY_SIZE = (lambda v: v >= 1 and float(v).is_integer() and v <= 1 << 16,
                'must be a whole number of replayed inputs, 1..65536')
 
 
-def _fisher_samples(ctx):
-    """The NMI code uses the whole task for split protocols, 1000 samples
-    for permuted MNIST (60,000 examples per task)."""
-    return 1000 if ctx.protocol == 'permuted-mnist' else None
+def _default_fisher_samples(protocol):
+    """The NMI code uses the whole task (0 here) for split protocols,
+    1000 samples for permuted MNIST (60,000 examples per task)."""
+    return 1000.0 if protocol == 'permuted-mnist' else 0.0
+
+
+def _fisher_samples(ctx, name):
+    """The (static) number of Fisher samples; 0 means the whole task."""
+    n = int(ctx.static_max.get(name, _default_fisher_samples(ctx.protocol)))
+    return n or None
 
 
 def _build_ewc(ctx, hp):
     from jcl.methods.ewc import ewc
     return ewc(ctx.classify, strength=hp['ewc.lambda'],
-               fisher_samples=_fisher_samples(ctx), num_tasks=ctx.num_tasks)
+               fisher_samples=_fisher_samples(ctx, 'ewc.fisher_samples'))
 
 
 def _build_online_ewc(ctx, hp):
     from jcl.methods.ewc import ewc
     return ewc(ctx.classify, strength=hp['online-ewc.lambda'],
                gamma=hp['online-ewc.gamma'], online=True,
-               fisher_samples=_fisher_samples(ctx))
+               fisher_samples=_fisher_samples(ctx,
+                                              'online-ewc.fisher_samples'))
 
 
 def _build_si(ctx, hp):
@@ -235,13 +247,20 @@ METHODS = {
     'joint': MethodSpec(build=lambda ctx, hp: None, joint=True),
     'ewc': MethodSpec(
         build=_build_ewc,
-        defaults=lambda p, s, b: {'ewc.lambda': EWC_LAMBDA(p, s)},
-        checks={'ewc.lambda': NONNEG}),
+        defaults=lambda p, s, b: {
+            'ewc.lambda': EWC_LAMBDA(p, s),
+            'ewc.fisher_samples': _default_fisher_samples(p)},
+        checks={'ewc.lambda': NONNEG, 'ewc.fisher_samples': SAMPLES},
+        static=('ewc.fisher_samples',)),
     'online-ewc': MethodSpec(
         build=_build_online_ewc,
         defaults=lambda p, s, b: {'online-ewc.lambda': EWC_LAMBDA(p, s),
-                               'online-ewc.gamma': 1.0},
+                               'online-ewc.gamma': 1.0,
+                               'online-ewc.fisher_samples':
+                                   _default_fisher_samples(p)},
+        static=('online-ewc.fisher_samples',),
         checks={'online-ewc.lambda': NONNEG,
+                'online-ewc.fisher_samples': SAMPLES,
                 'online-ewc.gamma': (lambda v: 0 < v <= 1,
                                      'must be in (0, 1]')}),
     'si': MethodSpec(
@@ -307,6 +326,11 @@ def check_scenario(parts: list, scenario: str):
     if sum(METHODS[p].classifier is not None for p in parts) > 1:
         raise ConfigError(f'{"+".join(parts)}: at most one part may '
                           'replace the classifier')
+
+
+def static_hparams(parts: list) -> set:
+    """The names of a composition's one-value-per-run hyperparameters."""
+    return {n for p in parts for n in METHODS[p].static}
 
 
 def check_hparams(parts: list, hp: dict):

@@ -69,3 +69,43 @@ def test_replay_size_is_a_grid_axis(tmp_path, capsys):
                          str(tmp_path / f'bad{bad}')])
         assert code == 2
         assert 'whole number of replayed inputs' in capsys.readouterr().err
+
+
+def test_fisher_samples_is_a_per_run_setting(tmp_path, capsys):
+    d = recipes.default_hparams(['ewc', 'online-ewc'], lr=1e-4,
+                                protocol='permuted-mnist', scenario='domain')
+    assert d['ewc.fisher_samples'] == 1000.0
+    assert d['online-ewc.fisher_samples'] == 1000.0
+    d = recipes.default_hparams(['ewc'], lr=1e-3, protocol='split-mnist',
+                                scenario='class')
+    assert d['ewc.fisher_samples'] == 0.0  # the whole task
+    code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
+                     'class', '--method', 'ewc', '--iters', '2', '--grid',
+                     'ewc.fisher_samples=10,20', '--out',
+                     str(tmp_path / 'g')])
+    assert code == 2
+    assert 'one value per run' in capsys.readouterr().err
+    code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
+                     'class', '--method', 'ewc', '--iters', '2', '--set',
+                     'ewc.fisher_samples=-5', '--out', str(tmp_path / 'b')])
+    assert code == 2
+    assert 'whole number of examples' in capsys.readouterr().err
+
+
+def test_fisher_samples_reach_the_method(monkeypatch):
+    from jcl.methods import ewc as ewc_lib
+    seen = []
+    real = ewc_lib.ewc
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs['fisher_samples'])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ewc_lib, 'ewc', spy)
+    proto = recipes.load_protocol('split-mnist', 'class')
+    for static, want in (({'ewc.fisher_samples': 300.0}, 300),
+                         ({'ewc.fisher_samples': 0.0}, None), ({}, None)):
+        learner = recipes.build_learner(proto, ['ewc'], hidden=(8,),
+                                        iters=1, batch=4, static_max=static)
+        learner.make_method({'ewc.lambda': 1.0, 'lr': 1e-3})
+        assert seen[-1] == want
