@@ -52,8 +52,9 @@ def collect(folders):
     """``{protocol: {(method, scenario): run summary}}``."""
     out = {}
     for folder in folders:
-        for path in sorted(glob.glob(os.path.join(folder, '*',
-                                                  'summary.json'))):
+        paths = glob.glob(os.path.join(folder, 'summary.json')) + sorted(
+            glob.glob(os.path.join(folder, '*', 'summary.json')))
+        for path in paths:
             with open(path) as f:
                 summary = json.load(f)
             for method, run in summary.items():

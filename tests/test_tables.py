@@ -34,7 +34,11 @@ def test_table_rows_and_tolerance(tmp_path, capsys):
     write(tmp_path, 'task', {**run('si', 'task', [0.990, 0.992, 0.994]),
                              **run('online-ewc', 'task', [0.99, 0.99])})
     write(tmp_path, 'domain', run('si', 'domain', [0.70, 0.71, 0.72]))
-    assert tables.main([str(tmp_path)]) == 0
+    single = tmp_path / 'single'  # a one-scenario run has no sub-folder
+    single.mkdir()
+    (single / 'summary.json').write_text(json.dumps(
+        run('xdg', 'task', [0.98, 0.99])))
+    assert tables.main([str(tmp_path), str(single)]) == 0
     out = capsys.readouterr().out
     rows = {tuple(c.strip() for c in line.split('|')[1:3]): line
             for line in out.splitlines() if line.startswith('| ')}
@@ -43,6 +47,7 @@ def test_table_rows_and_tolerance(tmp_path, capsys):
     assert '| +0.06 | yes |' in rows[('si', 'task')]
     assert '| +7.23 | no |' in rows[('si', 'domain')]
     assert 'si.c=10' in rows[('si', 'task')]
+    assert '98.74 ± 0.31' in rows[('xdg', 'task')]
     assert '| – | 99.00 ± 0.00 | – | – |' in rows[('online-ewc', 'task')]
     # Domain-IL allows 3 points, the others 1.5, or 2 SEM if larger
     assert tables.tolerance('domain', 0.1, 0.2) == 3.0
