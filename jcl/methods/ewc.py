@@ -6,7 +6,7 @@ keeps the parameters near their end-of-task values.
 
 Example::
 
-    m = ewc(clf.apply, strength=1e5, num_tasks=5)
+    m = ewc(clf.apply, strength=1e5)
     mstate = m.init(params, key)
     mstate = m.consolidate(mstate, params, train_data, ctx)
     m.loss(params, mstate, batch, ctx)     # {'penalty': scalar}
@@ -69,12 +69,11 @@ def add_quadratic(state: EWCState, fisher: PyTree,
     """
     total = jax.tree.map(jnp.add, state.fisher, fisher)
 
-    def center(f_old, m, f_new, a, tot):
+    def center(m, f_new, a, tot):
         safe = jnp.where(tot > 0, tot, 1.0)
         return jnp.where(tot > 0, m + f_new * (a - m) / safe, a)
 
-    mean = jax.tree.map(center, state.fisher, state.anchor, fisher, anchor,
-                        total)
+    mean = jax.tree.map(center, state.anchor, fisher, anchor, total)
     extra = jax.tree.map(
         lambda f_old, m, f_new, a, m2: jnp.sum(
             f_old * jnp.square(m - m2) + f_new * jnp.square(a - m2)),
@@ -331,7 +330,7 @@ def fisher_diagonal(classify: Callable, params: Params, data: TaskData,
 
 
 def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
-        online: bool = False, gamma=1.0, num_tasks: int | None = None,
+        online: bool = False, gamma=1.0,
         select: Callable = _classifier, chunk: int | None = None,
         dense: bool = True) -> Method:
     """Elastic weight consolidation.
@@ -350,8 +349,6 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
         that many examples, drawn without replacement.
       online: online EWC (static).
       gamma: online EWC's decay (may be a tracer).
-      num_tasks: unused (the per-task quadratics are summed into one);
-        kept so that callers written for per-task slots still work.
       select: the parameter subtree that is regularised.
       chunk: examples per vectorised Fisher chunk (static; ``None``: the
         default of the path :func:`fisher_diagonal` takes).
@@ -364,11 +361,9 @@ def ewc(classify: Callable, *, strength, fisher_samples: int | None = None,
 
     Example::
 
-        m = ewc(clf.apply, strength=hp['ewc.lambda'], num_tasks=5)
+        m = ewc(clf.apply, strength=hp['ewc.lambda'])
         online = ewc(clf.apply, strength=1e3, online=True, gamma=0.9)
     """
-    del num_tasks  # one summed quadratic serves any number of tasks
-
     def init(params, key):
         del key  # unused
         theta = select(params)

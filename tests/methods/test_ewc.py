@@ -5,7 +5,6 @@ penalties against hand formulas."""
 import functools
 import itertools
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -343,7 +342,7 @@ def test_penalty_is_half_strength_weighted_distance_by_hand():
     np.testing.assert_allclose(value, 7.5, rtol=1e-6)
     np.testing.assert_allclose(grad['w'], [[3.0, 6.0]], rtol=1e-6)
     np.testing.assert_allclose(grad['b'], [-3.0], rtol=1e-6)
-    offline = ewc(linear, strength=3.0, num_tasks=2)
+    offline = ewc(linear, strength=3.0)
     stacked = EWCState(jax.tree.map(jnp.zeros_like, anchor),
                        jax.tree.map(jnp.zeros_like, fish), jnp.float32(0))
     stacked = add_quadratic(stacked, fish, anchor)
@@ -360,7 +359,7 @@ def test_penalty_is_half_strength_weighted_distance_by_hand():
 
 def test_offline_keeps_one_anchor_and_fisher_per_task():
     data, strength = tiny_data(), 7.0
-    m = ewc(linear, strength=strength, num_tasks=2, chunk=2)
+    m = ewc(linear, strength=strength, chunk=2)
     p0, p1 = linear_params(1), linear_params(2)
     probe = shifted(p0, 0.3)
     state = m.init(p0, jax.random.PRNGKey(0))
@@ -457,10 +456,3 @@ def test_summed_quadratic_equals_per_task_sum():
             jnp.asarray(theta))
         np.testing.assert_allclose(value, want, rtol=1e-5)
         np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-5)
-
-
-def test_offline_ignores_num_tasks():
-    a = ewc(linear, strength=1.0)
-    b = ewc(linear, strength=1.0, num_tasks=3)
-    p = linear_params(1)
-    chex.assert_trees_all_equal(a.init(p, None), b.init(p, None))
