@@ -16,7 +16,7 @@ import numpy as np
 
 from jcl import checkpoint
 from jcl.data import to_device
-from jcl.train import Learner, compile_run
+from jcl.train import Learner, compile_run, step_hook
 
 
 class RunResult(NamedTuple):
@@ -69,10 +69,33 @@ def _pad_same(arrays):
     return out
 
 
+class _Heartbeat:
+    """The in-task progress line: steps done, elapsed, time left (from the
+    rate since the first heartbeat, so compilation does not skew it)."""
+
+    def __init__(self, progress, label, num_steps, t0, after):
+        self.progress, self.label, self.n = progress, label, num_steps
+        self.t0, self.after, self.first = t0, after, None
+
+    def __call__(self, done):
+        now = time.time()
+        if self.first is None:
+            self.first = (now, done)
+        if now - self.t0 < self.after:
+            return
+        line = (f'{self.label}  step {done}/{self.n}  '
+                f'{now - self.t0:.0f}s')
+        t1, d1 = self.first
+        if done > d1:
+            left = (now - t1) / (done - d1) * (self.n - done)
+            line += f', about {left:.0f}s left'
+        self.progress(line)
+
+
 def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               joint=False, ckpt_path=None,
               progress: Callable[[str], None] | None = print,
-              label='') -> RunResult:
+              label='', heartbeat_after=30.0) -> RunResult:
     """Trains ``learner`` on every task of ``protocol`` for several seeds.
 
     Args:
@@ -85,6 +108,9 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
       ckpt_path: where to checkpoint after each task (``None``: never).
       progress: called with one line per finished task.
       label: prefix of the progress lines.
+      heartbeat_after: seconds into a task after which ``progress`` also
+        gets a line at every tenth of the task's steps (with an estimate
+        of the time left); short tasks stay at one line each.
 
     Returns:
       A :class:`RunResult`.
@@ -126,8 +152,12 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                      f'from {ckpt_path}')
     for t in range(start, num_tasks):
         t0 = time.time()
-        state, m, accs = task(state, hp, train, evals, active,
-                              jnp.int32(t))
+        hook = (_Heartbeat(progress, f'{label} task {t + 1}/{num_tasks}',
+                           learner.num_steps, t0, heartbeat_after)
+                if progress else None)
+        with step_hook(hook):
+            state, m, accs = task(state, hp, train, evals, active,
+                                  jnp.int32(t))
         acc = np.asarray(accs['test'])
         if 'valid' in accs:
             vrows.append(np.asarray(accs['valid']))

@@ -26,6 +26,50 @@ from jcl.types import CLState, TaskCtx
 
 FROZEN = ('gates', 'backbone')
 
+# Progress inside a task: the compiled scan calls ``_heartbeat(step)`` ten
+# times per task through ``jax.debug.callback``; it forwards to the hook
+# installed with :func:`step_hook` (none by default, so library users who
+# call ``train_task`` directly see nothing).
+_HOOK = [None]
+
+
+def _heartbeat(step):
+    hook = _HOOK[0]
+    if hook is not None:
+        hook(int(step))
+
+
+class step_hook:
+    """Context manager: ``fn(steps_done)`` is called about ten times per
+    task from inside the compiled loop (on the host, while it runs).
+
+    Example::
+
+        with step_hook(lambda n: print(n, 'steps')):
+            states, metrics, acc = task(states, hp, train, test, active, t)
+    """
+
+    def __init__(self, fn):
+        self.fn, self.prev = fn, None
+
+    def __enter__(self):
+        self.prev, _HOOK[0] = _HOOK[0], self.fn
+        return self
+
+    def __exit__(self, *exc):
+        _HOOK[0] = self.prev
+        return False
+
+
+def _maybe_heartbeat(i, num_steps):
+    """Calls the host hook after every tenth of the task's steps (not after
+    the last one: the task's own progress line follows)."""
+    every = max(1, num_steps // 10)
+    done = i + 1
+    jax.lax.cond((done % every == 0) & (done < num_steps),
+                 lambda: jax.debug.callback(_heartbeat, done),
+                 lambda: None)
+
 
 class Learner(NamedTuple):
     """The static description of a continual learner.
@@ -120,7 +164,8 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
 
     def step(carry, xs):
         params, opt_state, mstate = carry
-        pick, k_loss = xs
+        i, pick, k_loss = xs
+        _maybe_heartbeat(i, learner.num_steps)
         batch = gather(train, train.index[task_id, pick],
                        train.origin[task_id, pick])
         ctx = TaskCtx(task_id, k_loss, active)
@@ -148,7 +193,8 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
         k_batch, (learner.num_steps, learner.batch_size), 0,
         train.count[task_id])
     (params, opt_state, mstate), metrics = jax.lax.scan(
-        step, carry, (picks, jax.random.split(k_loss, learner.num_steps)))
+        step, carry, (jnp.arange(learner.num_steps), picks,
+                      jax.random.split(k_loss, learner.num_steps)))
     mstate = method.consolidate(mstate, params, train,
                                 TaskCtx(task_id, k_cons, active))
     acc = _each_eval(lambda d: task_accuracies(

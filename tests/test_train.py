@@ -111,3 +111,36 @@ def test_hyperparameters_are_a_vmap_axis(arrays):
     moved = jax.tree.map(lambda a, b: float(jnp.abs(a[1] - b[1]).max()),
                          before, states.params)
     assert max(jax.tree.leaves(moved)) > 1e-4
+
+
+def test_step_hook_reports_progress_inside_the_compiled_task(arrays):
+    proto = data_lib.class_split('s', arrays, 'class')
+    learner, hp, keys, tr, te, act = setup(proto, seeds=3, steps=30)
+    init, task, _ = train_lib.compile_run(learner)
+    states = init(hp, keys, act)
+    seen = []
+    with train_lib.step_hook(seen.append):
+        states, _, _ = task(states, hp, tr, te, act, jnp.int32(0))
+    # every tenth of the task, once for all vmapped seeds, not at the end
+    assert seen == [3, 6, 9, 12, 15, 18, 21, 24, 27]
+    seen.clear()
+    states, _, _ = task(states, hp, tr, te, act, jnp.int32(1))
+    assert seen == []  # hook removed on exit
+
+
+def test_run_seeds_prints_in_task_progress_only_for_slow_tasks(arrays):
+    from jcl.runner import run_seeds
+    proto = data_lib.class_split('s', arrays, 'class')
+    learner = make_learner(proto, steps=20)
+    hp = {'lr': jnp.full((2,), 1e-3)}
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    lines = []
+    run_seeds(learner, proto, hp, keys, progress=lines.append, label='[x]',
+              heartbeat_after=0.0)
+    steps = [ln for ln in lines if 'step' in ln]
+    assert len(steps) == 5 * 9
+    assert steps[0].startswith('[x] task 1/5  step 2/20')
+    assert 'left' in steps[1]
+    lines.clear()
+    run_seeds(learner, proto, hp, keys, progress=lines.append, label='[x]')
+    assert len(lines) == 5 and not any('step' in ln for ln in lines)
