@@ -95,7 +95,7 @@ class _Heartbeat:
 def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               joint=False, ckpt_path=None,
               progress: Callable[[str], None] | None = print,
-              label='', heartbeat_after=30.0) -> RunResult:
+              label='', heartbeat_after=60.0) -> RunResult:
     """Trains ``learner`` on every task of ``protocol`` for several seeds.
 
     Args:
