@@ -171,6 +171,7 @@ XDG_PROP = _table({('split-mnist', 'task'): 0.9,
 NONNEG = (lambda v: v >= 0, 'must be >= 0')
 POSITIVE = (lambda v: v > 0, 'must be > 0')
 UNIT = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
+SWITCH = (lambda v: v in (0, 1), 'must be 0 or 1')
 SAMPLES = (lambda v: v >= 0 and float(v).is_integer(),
            'must be a whole number of examples (0: the whole task)')
 REPLAY_SIZE = (lambda v: v >= 1 and float(v).is_integer() and v <= 1 << 16,
@@ -210,7 +211,8 @@ def _build_si(ctx, hp):
 
 def _build_lwf(ctx, hp):
     from jcl.methods.lwf import lwf
-    return lwf(ctx.classify, temperature=hp['lwf.temperature'])
+    return lwf(ctx.classify, temperature=hp['lwf.temperature'],
+               class_mean=hp['lwf.class_mean'])
 
 
 def _build_xdg(ctx, hp):
@@ -269,8 +271,9 @@ METHODS = {
         checks={'si.c': NONNEG, 'si.xi': POSITIVE}),
     'lwf': MethodSpec(
         build=_build_lwf, replay=True,
-        defaults=lambda p, s, b: {'lwf.temperature': 2.0},
-        checks={'lwf.temperature': POSITIVE}),
+        defaults=lambda p, s, b: {'lwf.temperature': 2.0,
+                                  'lwf.class_mean': 0.0},
+        checks={'lwf.temperature': POSITIVE, 'lwf.class_mean': SWITCH}),
     'xdg': MethodSpec(
         build=_build_xdg, scenarios=('task',),
         defaults=lambda p, s, b: {'xdg.proportion': XDG_PROP(p, s)},

@@ -29,7 +29,7 @@ def _whole(params):
     return params
 
 
-def lwf(classify: Callable, *, temperature=2.0,
+def lwf(classify: Callable, *, temperature=2.0, class_mean=0.0,
         select_teacher: Callable | None = None) -> Method:
     """Distillation of the previous model on the current inputs.
 
@@ -43,6 +43,11 @@ def lwf(classify: Callable, *, temperature=2.0,
       classify: ``(params, x, task) -> logits`` on the whole params dict;
         head ``j`` is run with ``task = j`` (so XdG gates follow the head).
       temperature: ``T`` (may be a tracer).
+      class_mean: 1 divides each ``KD_j`` by the number of the student's
+        active outputs of head ``j`` (the mean over classes instead of the
+        sum, as the NMI code's distillation before its May 2019 fix, the
+        version behind the RtF paper's permuted MNIST numbers); 0 (the
+        default) is SPEC.md's sum. May be a tracer.
       select_teacher: ``params -> dict``, the top-level entries that are
         snapshotted as the teacher (default: the whole dict). Entries it
         leaves out are shared with the student (e.g. frozen gates).
@@ -76,7 +81,8 @@ def lwf(classify: Callable, *, temperature=2.0,
             kd = losses.distillation(
                 student, target, ctx.active[t, j], temperature,
                 teacher_mask=ctx.active[jnp.maximum(t - 1, 0), j])
-            return jnp.mean(kd)
+            n = jnp.sum(ctx.active[t, j])
+            return jnp.mean(kd) / jnp.where(class_mean > 0, n, 1)
 
         heads = jnp.arange(num_tasks)
         t_float = jnp.asarray(t, jnp.float32)

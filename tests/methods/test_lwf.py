@@ -183,3 +183,31 @@ def test_distillation_teacher_mask_gives_zero_target_on_new_outputs():
     np.testing.assert_allclose(
         losses.distillation(student, teacher, old, 2.0, teacher_mask=old),
         same, rtol=1e-7)
+
+
+@pytest.mark.parametrize('scenario', ['task', 'class', 'domain'])
+def test_class_mean_divides_each_head_by_its_active_outputs(scenario):
+    # the NMI code before May 2019: mean over classes instead of the sum
+    outputs = 2 if scenario == 'domain' else 6
+    student, teacher = make_params(8, 3, outputs), make_params(9, 3, outputs)
+    active = table(scenario, 3)
+    batch = batch_for(2)
+    ctx = ctx_at(2, active)
+    got_sum, _ = distill_and_grad(lwf(model, temperature=T), student,
+                                  teacher, ctx, batch)
+    got_mean, _ = distill_and_grad(
+        lwf(model, temperature=T, class_mean=jnp.float32(1.0)), student,
+        teacher, ctx, batch)
+    x = np.asarray(batch.x)
+    heads = []
+    for j in (0, 1):
+        s_units = np.flatnonzero(np.asarray(active[2, j]))
+        t_units = np.flatnonzero(np.asarray(active[1, j]))
+        kd = np_kd(np_logits(student, x, j), np_logits(teacher, x, j),
+                   s_units, t_units)
+        heads.append((kd, len(s_units)))
+    np.testing.assert_allclose(
+        got_sum, (1 - 1 / 3) * np.mean([k for k, _ in heads]), rtol=1e-5)
+    np.testing.assert_allclose(
+        got_mean, (1 - 1 / 3) * np.mean([k / n for k, n in heads]),
+        rtol=1e-5)
