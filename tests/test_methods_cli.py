@@ -45,6 +45,12 @@ def test_defaults_follow_protocol_and_scenario():
     d = recipes.default_hparams(['ewc'], lr=1e-4,
                                 protocol='permuted-mnist', scenario='domain')
     assert d['ewc.lambda'] == 100.0
+    # LwF: sum over classes, but the mean on permuted MNIST (2018 code)
+    for proto, want in (('split-mnist', 0.0), ('permuted-mnist', 1.0),
+                        ('split-fashion-mnist', 0.0)):
+        d = recipes.default_hparams(['lwf'], lr=1e-3, protocol=proto,
+                                    scenario='domain')
+        assert d['lwf.class_mean'] == want and d['lwf.temperature'] == 2.0
 
 
 def test_replay_size_is_a_grid_axis(tmp_path, capsys):
