@@ -32,7 +32,7 @@ def cross_entropy(logits, labels, mask):
 
 
 def distillation(student_logits, teacher_logits, mask, temperature=2.0,
-                 teacher_mask=None):
+                 teacher_mask=None, class_mean=0.0):
     """Knowledge distillation with temperature, scaled by ``T**2``.
 
     ``T**2 * sum_c p_teacher(c; T) * -log p_student(c; T)`` over the
@@ -48,6 +48,10 @@ def distillation(student_logits, teacher_logits, mask, temperature=2.0,
         subset of ``mask``. Outputs active for the student only get
         teacher probability 0 (the BI-R reference's zero padding of the
         previous model's fewer classes).
+      class_mean: 1 divides by the number of the student's active outputs
+        (the mean over classes instead of the sum: the NMI code's
+        normalisation before its May 2019 fix, commit 26f00db); 0 keeps the
+        sum. May be a tracer.
 
     Returns:
       ``[B]`` losses.
@@ -58,7 +62,9 @@ def distillation(student_logits, teacher_logits, mask, temperature=2.0,
     target = jax.nn.softmax(mask_logits(teacher_logits, teacher_mask) / t)
     target = jax.lax.stop_gradient(target)
     logp = jax.nn.log_softmax(mask_logits(student_logits, mask) / t)
-    return -(t ** 2) * jnp.sum(target * jnp.where(mask, logp, 0.0), axis=-1)
+    kd = -(t ** 2) * jnp.sum(target * jnp.where(mask, logp, 0.0), axis=-1)
+    n = jnp.sum(jnp.broadcast_to(mask, logp.shape), axis=-1)
+    return kd / jnp.where(class_mean > 0, n, 1)
 
 
 def gaussian_kl(mu, logvar):

@@ -41,6 +41,22 @@ def test_distillation_matches_hand_formula_and_is_minimal_at_teacher():
     assert np.abs(g(student)).sum() > 1e-3
 
 
+def test_distillation_class_mean_divides_by_active_outputs():
+    teacher = jnp.array([[1.0, 0.0, -1.0, 5.0], [0.5, 0.1, 0.0, 2.0]])
+    student = jnp.array([[0.3, 0.2, 0.1, 9.0], [0.0, 1.0, 0.2, -3.0]])
+    mask = jnp.array([True, True, True, False])
+    total = losses.distillation(student, teacher, mask, 2.0)
+    mean = losses.distillation(student, teacher, mask, 2.0,
+                               class_mean=jnp.float32(1.0))
+    np.testing.assert_allclose(mean, total / 3, rtol=1e-6)
+    # per-example masks count each row's own active outputs
+    rows = jnp.array([[True, True, True, False], [True, True, False, False]])
+    got = losses.distillation(student, teacher, rows, 2.0, class_mean=1.0)
+    want = losses.distillation(student, teacher, rows, 2.0) / jnp.array(
+        [3.0, 2.0])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_gaussian_kl_matches_analytic_value():
     mu = jnp.array([[0.5, -1.0]])
     logvar = jnp.log(jnp.array([[2.0, 0.25]]))

@@ -43,11 +43,10 @@ def lwf(classify: Callable, *, temperature=2.0, class_mean=0.0,
       classify: ``(params, x, task) -> logits`` on the whole params dict;
         head ``j`` is run with ``task = j`` (so XdG gates follow the head).
       temperature: ``T`` (may be a tracer).
-      class_mean: 1 divides each ``KD_j`` by the number of the student's
-        active outputs of head ``j`` (the mean over classes instead of the
-        sum, as the NMI code's distillation before its May 2019 fix, the
-        version behind the RtF paper's permuted MNIST numbers); 0 (the
-        default) is SPEC.md's sum. May be a tracer.
+      class_mean: 1: each ``KD_j`` is the mean over head ``j``'s active
+        outputs instead of the sum (see :func:`jcl.losses.distillation`;
+        the normalisation behind the RtF paper's permuted MNIST numbers);
+        0 (the default) is SPEC.md's sum. May be a tracer.
       select_teacher: ``params -> dict``, the top-level entries that are
         snapshotted as the teacher (default: the whole dict). Entries it
         leaves out are shared with the student (e.g. frozen gates).
@@ -80,9 +79,9 @@ def lwf(classify: Callable, *, temperature=2.0, class_mean=0.0,
             target = jax.lax.stop_gradient(classify(teacher, batch.x, task))
             kd = losses.distillation(
                 student, target, ctx.active[t, j], temperature,
-                teacher_mask=ctx.active[jnp.maximum(t - 1, 0), j])
-            n = jnp.sum(ctx.active[t, j])
-            return jnp.mean(kd) / jnp.where(class_mean > 0, n, 1)
+                teacher_mask=ctx.active[jnp.maximum(t - 1, 0), j],
+                class_mean=class_mean)
+            return jnp.mean(kd)
 
         heads = jnp.arange(num_tasks)
         t_float = jnp.asarray(t, jnp.float32)
