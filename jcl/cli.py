@@ -205,6 +205,27 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _config_diff(old, new, most=3) -> str:
+    """The first few settings in which two configs differ, as
+    ``key: old -> new`` (nested keys joined with '.')."""
+    def flat(d, prefix=''):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f'{prefix}{k}.'))
+            else:
+                out[f'{prefix}{k}'] = v
+        return out
+    a = flat({k: v for k, v in old.items() if k not in ('hash', 'data_dir')})
+    b = flat({k: v for k, v in new.items() if k != 'data_dir'})
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    parts = [f'{k}: {a.get(k, "unset")} -> {b.get(k, "unset")}'
+             for k in keys[:most]]
+    if len(keys) > most:
+        parts.append(f'and {len(keys) - most} more')
+    return ', '.join(parts)
+
+
 def prepare_folder(folder, cfg, overwrite) -> bool:
     """Creates or checks the results folder; returns True when resuming.
 
@@ -223,9 +244,11 @@ def prepare_folder(folder, cfg, overwrite) -> bool:
         if overwrite:
             shutil.rmtree(folder)
         elif old.get('hash') != config_hash(cfg):
+            diff = _config_diff(old, cfg)
             raise OutputError(
                 f'{folder} holds a different run (config hash '
-                f'{old.get("hash")}); use another --out or --overwrite')
+                f'{old.get("hash")}{"; differs in " + diff if diff else ""}'
+                '); use another --out or --overwrite')
         elif finished:
             raise OutputError(f'{folder} is already finished; pass '
                               '--overwrite to run it again')

@@ -138,6 +138,7 @@ def test_different_config_is_refused(tmp_path, capsys):
     assert run_main(base + ['--iters', '3'], capsys)[0] == 0
     code, _, err = run_main(base + ['--iters', '4'], capsys)
     assert code == 2 and 'different run' in err
+    assert 'differs in iters: 3 -> 4' in err
     assert json.loads((out / 'config.json').read_text())['iters'] == 3
     code, _, _ = run_main(base + ['--iters', '4', '--overwrite'], capsys)
     assert code == 0
