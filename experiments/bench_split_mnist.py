@@ -43,9 +43,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jcl import catalog, recipes, registry  # noqa: E402
 from jcl import data as data_lib  # noqa: E402
-from jcl import recipes  # noqa: E402
-from jcl.train import compile_run  # noqa: E402
+from jcl.sweep import compile_run  # noqa: E402
 
 
 def matmul_rate():
@@ -78,9 +78,10 @@ def mlp_flops(batch, dims):
 
 
 def bench(proto, parts, seeds, iters):
-    learner = recipes.build_learner(proto, parts, hidden=(400, 400),
-                                    iters=iters, batch=128)
-    hp = recipes.default_hparams(parts, lr=1e-3)
+    hp = registry.default_hparams(parts, lr=1e-3)
+    learner = recipes.build_learner(
+        proto, catalog.protocol_spec('split-mnist'), parts,
+        hidden=(400, 400), iters=iters, batch=128, static_max=hp)
     hp = {k: jnp.full((seeds,), v, jnp.float32) for k, v in hp.items()}
     keys = jnp.stack([jax.random.PRNGKey(s) for s in range(seeds)])
     train = data_lib.to_device(proto.train)
@@ -88,7 +89,7 @@ def bench(proto, parts, seeds, iters):
     active = jnp.asarray(proto.active)
     t_start = time.perf_counter()
     init, task, _ = compile_run(learner)
-    state = init(hp, keys, active)
+    state = init(hp, keys)
     jax.block_until_ready(state)
     t0 = time.perf_counter()
     compiled = task.lower(state, hp, train, test, active,
@@ -121,8 +122,8 @@ def bench(proto, parts, seeds, iters):
 def main():
     rate, rates = matmul_rate()
     mlp_rate = max(rates[:3])
-    proto = recipes.load_protocol('split-mnist', ARGS.scenario)
-    parts = recipes.parse_method(ARGS.method)
+    proto = catalog.load_protocol('split-mnist', ARGS.scenario)
+    parts = registry.parse_method(ARGS.method)
     flops = mlp_flops(128, [784, 400, 400, proto.num_outputs])
     floor_ms = flops / (rate * 1e9) * 1e3
     mlp_floor_ms = flops / (mlp_rate * 1e9) * 1e3

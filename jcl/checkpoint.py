@@ -1,9 +1,23 @@
-"""Task-end checkpoints of the whole carry, written atomically.
+"""Task-end checkpoints of the whole carry, leaves stored by name.
 
-A checkpoint is one ``.npz`` with the carry's leaves (PRNG keys included)
-and whatever per-task results the caller adds. The tree structure comes
-from a freshly initialised carry at restore time, so files hold arrays
-only and load without pickle.
+A checkpoint is one ``.npz``: every leaf of the carry under its tree path
+(``carry/params/Dense_0/kernel``, ``carry/mstate/si/omega/...``; PRNG
+keys included) and the per-task results the caller adds
+(``extra/<name>``). It is written atomically and loads without pickle.
+Restoring matches leaves by name against a freshly initialised carry, so
+a changed structure is a clear error that names the leaves, and a
+single entry (a task's bank) can be read back by name.
+
+>>> import os, tempfile, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), 'c.npz')
+>>> save(path, {'w': np.ones(2), 'b': np.zeros(1)}, tasks_done=1)
+>>> tree, extra = load(path, {'w': np.zeros(2), 'b': np.zeros(1)})
+>>> tree['w'].tolist(), int(extra['tasks_done'])
+([1.0, 1.0], 1)
+>>> load(path, {'w': np.zeros(3), 'b': np.zeros(1)})
+Traceback (most recent call last):
+...
+jcl.errors.DataError: checkpoint ... (w: shape (2,) in the file, (3,) here)...
 """
 
 import os
@@ -14,18 +28,21 @@ import jax
 import numpy as np
 
 from jcl.errors import DataError, OutputError
+from jcl.tree import leaf_names
+
+TREE, EXTRA = 'carry/', 'extra/'
 
 
 def save(path, tree, **extra):
-    """Writes ``tree``'s leaves and ``extra`` arrays to ``path`` atomically.
+    """Writes ``tree``'s leaves (by name) and ``extra`` arrays to ``path``.
 
     The file appears complete or not at all (write to a temporary file in
     the same folder, then ``os.replace``).
     """
-    leaves = jax.tree.leaves(tree)
-    arrays = {f'leaf_{i:05d}': np.asarray(x) for i, x in enumerate(leaves)}
+    arrays = {TREE + n: np.asarray(x)
+              for n, x in zip(leaf_names(tree), jax.tree.leaves(tree))}
     for k, v in extra.items():
-        arrays[f'extra_{k}'] = np.asarray(v)
+        arrays[EXTRA + k] = np.asarray(v)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
@@ -36,26 +53,49 @@ def save(path, tree, **extra):
         raise OutputError(f'cannot write checkpoint {path}: {e}') from None
 
 
+def read(path) -> dict:
+    """All arrays of a checkpoint by name (``carry/...``, ``extra/...``).
+
+    Raises :class:`DataError` naming the file if it is unreadable.
+    """
+    try:
+        with np.load(path) as f:
+            return dict(f)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f'checkpoint {path} is unreadable ({e}); delete it '
+                        'to restart that run from scratch') from None
+
+
 def load(path, like):
     """Restores a tree shaped like ``like`` and the extra arrays.
 
     Returns:
-      ``(tree, extra)``. Raises :class:`DataError` naming the file if it is
-      truncated or does not match the structure of ``like``.
+      ``(tree, extra)``. Raises :class:`DataError` naming the file and the
+      first mismatching leaves if it is truncated or its leaves do not
+      match those of ``like`` by name, shape and dtype.
     """
-    try:
-        with np.load(path) as f:
-            files = dict(f)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f'checkpoint {path} is unreadable ({e}); delete it '
-                        'to restart that run from scratch') from None
+    files = read(path)
+    names = leaf_names(like)
     leaves, treedef = jax.tree.flatten(like)
-    keys = sorted(k for k in files if k.startswith('leaf_'))
-    if len(keys) != len(leaves) or any(
-            files[k].shape != np.shape(x) for k, x in zip(keys, leaves)):
-        raise DataError(f'checkpoint {path} does not match this run\'s '
-                        'model and method; delete it or use another --out')
-    tree = jax.tree.unflatten(treedef, [files[k] for k in keys])
-    extra = {k[len('extra_'):]: v for k, v in files.items()
-             if k.startswith('extra_')}
+    stored = {k[len(TREE):]: v for k, v in files.items()
+              if k.startswith(TREE)}
+    problems = [f'{n}: missing in the file' for n in names
+                if n not in stored]
+    problems += [f'{n}: in the file, not in this run' for n in stored
+                 if n not in set(names)]
+    for n, x in zip(names, leaves):
+        if n in stored and (stored[n].shape != np.shape(x)):
+            problems.append(f'{n}: shape {stored[n].shape} in the file, '
+                            f'{np.shape(x)} here')
+        elif n in stored and stored[n].dtype != np.asarray(x).dtype:
+            problems.append(f'{n}: dtype {stored[n].dtype} in the file, '
+                            f'{np.asarray(x).dtype} here')
+    if problems:
+        more = f' and {len(problems) - 3} more' if len(problems) > 3 else ''
+        raise DataError(f'checkpoint {path} does not match this run ('
+                        f'{"; ".join(problems[:3])}{more}); delete it or '
+                        'use another --out')
+    tree = jax.tree.unflatten(treedef, [stored[n] for n in names])
+    extra = {k[len(EXTRA):]: v for k, v in files.items()
+             if k.startswith(EXTRA)}
     return tree, extra

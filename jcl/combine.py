@@ -1,56 +1,82 @@
 """Combinators of methods, mirroring optax's ``chain`` and friends.
 
-Example::
-
-    bir_si = named_chain(('ce', scale(supervised(f), current_weight)),
-                         ('si', si(c=0.1)))
+>>> import jax.numpy as jnp
+>>> from jcl.method import make_method
+>>> from jcl.types import TaskCtx
+>>> a = make_method(loss=lambda s, fwd, ctx: {'loss': jnp.float32(2.)})
+>>> b = make_method(loss=lambda s, fwd, ctx: {'loss': jnp.float32(4.)})
+>>> m = replay_weighted(current=[('ce', a)], replay=[('lwf', b)])
+>>> ctx = TaskCtx(jnp.int32(1), None, None)           # the second task
+>>> terms, _ = m.loss(m.init(None, ctx), None, ctx)
+>>> {k: float(v) for k, v in terms.items()}
+{'ce/loss': 1.0, 'lwf/loss': 2.0}
 """
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax.numpy as jnp
 
-from jcl.base import Method, make_method
+from jcl.method import Method
 
 
 def named_chain(*named: tuple[str, Method]) -> Method:
     """Combines methods; state is a dict, loss terms are prefixed ``name/``.
 
+    Members run in order. Each member's ``loss`` sees the ``aux`` outputs
+    of the members before it in ``fwd.aux[name]``; gradient stages run in
+    order, each on the gradients the one before returned; at most one
+    member may override prediction.
+
     Args:
       *named: ``(name, method)`` pairs; names must be unique.
 
     Returns:
-      A method whose state is ``{name: member_state}`` and whose loss dict
-      holds every member term as ``'name/term'``.
+      A method whose state is ``{name: member_state}``, whose loss dict
+      holds every member term as ``'name/term'`` and whose ``aux`` is
+      ``{name: member_aux}``.
     """
     names = [n for n, _ in named]
     if len(set(names)) != len(names):
         raise ValueError(f'duplicate names in named_chain: {names}')
+    predictors = [(n, m.predict) for n, m in named if m.predict is not None]
+    if len(predictors) > 1:
+        raise ValueError('at most one member may override prediction; '
+                         f'{", ".join(n for n, _ in predictors)} do')
+    stages = [(n, m.grads) for n, m in named if m.grads is not None]
 
-    def init(params, key):
-        return {n: m.init(params, key) for n, m in named}
+    def init(snap, ctx):
+        return {n: m.init(snap, ctx) for n, m in named}
 
-    def loss(params, mstate, batch, ctx):
-        out = {}
+    def loss(mstate, fwd, ctx):
+        terms, aux = {}, {}
         for n, m in named:
-            for k, v in m.loss(params, mstate[n], batch, ctx).items():
-                out[f'{n}/{k}'] = v
-        return out
+            member_fwd = fwd if fwd is None else fwd._replace(aux=dict(aux))
+            t, a = m.loss(mstate[n], member_fwd, ctx)
+            for k, v in t.items():
+                terms[f'{n}/{k}'] = v
+            aux[n] = a
+        return terms, aux
 
-    def update(mstate, params, grads, new_params, ctx):
-        return {n: m.update(mstate[n], params, grads, new_params, ctx)
-                for n, m in named}
+    def grads(mstate, step, ctx):
+        for n, stage in stages:
+            step = step._replace(grads=stage(mstate[n], step, ctx))
+        return step.grads
 
-    def consolidate(mstate, params, data, ctx):
-        return {n: m.consolidate(mstate[n], params, data, ctx)
-                for n, m in named}
+    def update(mstate, step, ctx):
+        return {n: m.update(mstate[n], step, ctx) for n, m in named}
 
-    def extend_params(params, key):
-        for i, (_, m) in enumerate(named):
-            params = m.extend_params(params, _fold(key, i))
-        return params
+    def consolidate(mstate, end, ctx):
+        return {n: m.consolidate(mstate[n], end, ctx) for n, m in named}
 
-    return Method(init, loss, update, consolidate, extend_params)
+    predict = None
+    if predictors:
+        name, fn = predictors[0]
+
+        def predict(mstate, snap, x, task):
+            return fn(mstate[name], snap, x, task)
+
+    return Method(init, loss, grads if stages else None, update,
+                  consolidate, predict)
 
 
 def chain(*methods: Method) -> Method:
@@ -69,10 +95,10 @@ def scale(method: Method, weight: float | Callable) -> Method:
       weight: a constant, or a function ``task_id -> weight`` (a task
         schedule, e.g. :func:`current_weight`).
     """
-    def loss(params, mstate, batch, ctx):
+    def loss(mstate, fwd, ctx):
         w = weight(ctx.task_id) if callable(weight) else weight
-        return {k: w * v for k, v in
-                method.loss(params, mstate, batch, ctx).items()}
+        terms, aux = method.loss(mstate, fwd, ctx)
+        return {k: w * v for k, v in terms.items()}, aux
 
     return method._replace(loss=loss)
 
@@ -87,6 +113,33 @@ def replay_weight(task_id):
     return 1.0 - current_weight(task_id)
 
 
+def replay_weighted(*, current: Sequence[tuple[str, Method]],
+                    replay: Sequence[tuple[str, Method]] = (),
+                    other: Sequence[tuple[str, Method]] = ()) -> Method:
+    """``(1/t) L_current + (1 - 1/t) L_replay + L_other`` on task ``t``.
+
+    The one place where current and replayed data are weighted (SPEC.md:
+    each step combines a current and a replayed minibatch of the same
+    size, weighted by how many tasks the replay stands for). Replay
+    methods (LwF, generative replay, ...) return unweighted losses on
+    their replayed data; penalties (EWC, SI) go to ``other``. Without
+    replay members the current terms are not weighted.
+
+    Args:
+      current: ``(name, method)`` members whose terms are on current data.
+      replay: members whose terms are on replayed data.
+      other: members left unweighted.
+
+    Returns:
+      A :func:`named_chain` of all members, in the order current, replay,
+      other.
+    """
+    if replay:
+        current = [(n, scale(m, current_weight)) for n, m in current]
+        replay = [(n, scale(m, replay_weight)) for n, m in replay]
+    return named_chain(*current, *replay, *other)
+
+
 def masked(method: Method, select: Callable) -> Method:
     """Restricts a method to a subtree of the parameters.
 
@@ -94,24 +147,28 @@ def masked(method: Method, select: Callable) -> Method:
     ``lambda p: p['classifier']``). Its loss, update and consolidation see
     only that subtree; gradients are selected the same way.
     """
-    def init(params, key):
-        return method.init(select(params), key)
+    if method.grads is not None:
+        raise ValueError('masked: a method with a gradient stage cannot be '
+                         'restricted to a subtree')
 
-    def loss(params, mstate, batch, ctx):
-        return method.loss(select(params), mstate, batch, ctx)
+    def init(snap, ctx):
+        return method.init(snap._replace(params=select(snap.params)), ctx)
 
-    def update(mstate, params, grads, new_params, ctx):
-        return method.update(mstate, select(params), select(grads),
-                             select(new_params), ctx)
+    def loss(mstate, fwd, ctx):
+        return method.loss(mstate, fwd._replace(params=select(fwd.params)),
+                           ctx)
 
-    def consolidate(mstate, params, data, ctx):
-        return method.consolidate(mstate, select(params), data, ctx)
+    def on_step(step):
+        return step._replace(params=select(step.params),
+                             new_params=select(step.new_params),
+                             grads=select(step.grads))
 
-    return make_method(init=init, loss=loss, update=update,
-                       consolidate=consolidate,
-                       extend_params=method.extend_params)
+    def update(mstate, step, ctx):
+        return method.update(mstate, on_step(step), ctx)
 
+    def consolidate(mstate, end, ctx):
+        return method.consolidate(
+            mstate, end._replace(params=select(end.params)), ctx)
 
-def _fold(key, i):
-    import jax
-    return jax.random.fold_in(key, i)
+    return Method(init, loss, method.grads, update, consolidate,
+                  method.predict)

@@ -1,13 +1,21 @@
-"""Device-resident task data, protocols and key-driven minibatches.
+"""Device-resident task data and key-driven minibatches.
 
-A protocol's data is one pool of examples plus per-task index tables, all
-padded to one shape so that every task runs through the same compiled
-step. Minibatches are drawn inside the step from a PRNG key.
+A split of a protocol (train, test, validation) is one pool of raw
+examples plus per-task index tables, padded to one shape so that every
+task runs through the same compiled step. The data layer gathers raw
+examples (e.g. uint8 pixels); turning them into model inputs is the
+protocol's ``prepare`` (:class:`jcl.protocols.Protocol`).
 
-Example::
-
-    proto = jcl.data.split_mnist(jcl.datasets.load_mnist(), 'class')
-    batch = jcl.data.sample(proto.train, 0, key, 128)   # Batch(x, y, task)
+>>> import numpy as np
+>>> from jcl.protocols import class_split
+>>> pool = dict(train_x=np.arange(8, dtype=np.uint8).reshape(4, 2),
+...             train_y=np.array([0, 1, 2, 3]), test_x=np.zeros((4, 2),
+...             np.uint8), test_y=np.array([0, 1, 2, 3]))
+>>> proto = class_split('toy', pool, 'class')
+>>> b = gather(proto.train, proto.train.index[1, :2],
+...            proto.train.origin[1, :2])
+>>> b.x.tolist(), b.y.tolist(), b.task.tolist()
+([[4, 5], [6, 7]], [2, 3], [1, 1])
 """
 
 from typing import NamedTuple
@@ -16,17 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl.errors import ConfigError, DataError
-from jcl.types import Array, Batch, PRNGKey
-
-SCENARIOS = ('task', 'domain', 'class')
+from jcl.errors import ConfigError
+from jcl.types import Array, Batch, PRNGKey, TaskEnd
 
 
 class TaskData(NamedTuple):
     """All tasks' examples of one split (train or test), padded.
 
     Attributes:
-      images: uint8 ``[N, D]`` the pool of inputs (flattened).
+      images: ``[N, ...]`` the pool of raw inputs (uint8 pixels, laid out
+        as the protocol's model reads them).
       labels: int32 ``[N]`` target of each pool example before the task's
         offset (class rank, or rank within the task for Domain-IL).
       index: int32 ``[T, M]`` pool positions of task ``t``'s examples;
@@ -36,7 +43,8 @@ class TaskData(NamedTuple):
         ``t`` only for cumulative, i.e. joint, training data).
       offset: int32 ``[T]`` added to ``labels`` for examples of each task
         (permuted MNIST in Task-/Class-IL: ``10 * t``).
-      perm: int32 ``[T, D]`` per-task input permutation, or ``None``.
+      perm: int32 ``[T, D]`` per-task permutation of the (flat) inputs,
+        part of what a task is (permuted MNIST), or ``None``.
     """
 
     images: Array
@@ -48,55 +56,28 @@ class TaskData(NamedTuple):
     perm: Array | None
 
 
-class Protocol(NamedTuple):
-    """A task sequence in one scenario: data plus the active-output table.
-
-    Attributes:
-      name: e.g. ``'split-mnist'``. scenario: ``'task'|'domain'|'class'``.
-      train, test: :class:`TaskData`.
-      active: bool ``[T, T, C]``, see :class:`jcl.types.TaskCtx`.
-      input_shape: shape of one input, e.g. ``(784,)``.
-      num_outputs: ``C``.
-      valid: a validation split held out from the training data (for
-        choosing hyperparameters), or ``None``.
-    """
-
-    name: str
-    scenario: str
-    train: TaskData
-    test: TaskData
-    active: np.ndarray
-    input_shape: tuple
-    num_outputs: int
-    valid: TaskData | None = None
-
-    @property
-    def num_tasks(self) -> int:
-        return int(self.active.shape[0])
+def gather(data: TaskData, pos, origin) -> Batch:
+    """The raw batch of pool positions ``pos`` belonging to tasks
+    ``origin`` (inputs permuted by their task where the protocol does)."""
+    x = data.images[pos]
+    if data.perm is not None:
+        x = jnp.take_along_axis(x, data.perm[origin], axis=1)
+    y = data.labels[pos] + data.offset[origin]
+    return Batch(x=x, y=y, task=origin)
 
 
 def sample(data: TaskData, task_id, key: PRNGKey, n: int) -> Batch:
-    """Draws ``n`` examples of task ``task_id`` uniformly with replacement.
-
-    Args:
-      data: the task data. task_id: int (may be traced). key: PRNG key.
-      n: static batch size.
-
-    Returns:
-      A :class:`Batch` with float32 inputs in [0, 1].
-    """
+    """Draws ``n`` raw examples of task ``task_id`` uniformly with
+    replacement (``task_id`` may be traced; ``n`` is static)."""
     j = jax.random.randint(key, (n,), 0, data.count[task_id])
     return gather(data, data.index[task_id, j], data.origin[task_id, j])
 
 
-def gather(data: TaskData, pos, origin) -> Batch:
-    """The batch of pool positions ``pos`` belonging to tasks ``origin``."""
-    x = data.images[pos]
-    if data.perm is not None:
-        x = jnp.take_along_axis(x, data.perm[origin], axis=1)
-    x = x.astype(jnp.float32) / 255.0
-    y = data.labels[pos] + data.offset[origin]
-    return Batch(x=x, y=y, task=origin)
+def task_batch(end: TaskEnd, task, j) -> Batch:
+    """Entries ``j`` of task ``task`` of a finished task's training data,
+    prepared for the model (for ``consolidate``: a Fisher, a buffer)."""
+    b = gather(end.data, end.data.index[task, j], end.data.origin[task, j])
+    return b._replace(x=end.prepare(b.x))
 
 
 def cumulative(data: TaskData) -> TaskData:
@@ -121,163 +102,6 @@ def cumulative(data: TaskData) -> TaskData:
                          count=total.astype(np.int32))
 
 
-def _split_tables(labels, task_classes):
-    """index/count/origin tables of a class split of one pool."""
-    labels = np.asarray(labels)
-    parts = [np.flatnonzero(np.isin(labels, cls)) for cls in task_classes]
-    width = max(len(p) for p in parts)
-    index = np.zeros((len(parts), width), np.int32)
-    for t, p in enumerate(parts):
-        index[t, :len(p)] = p
-    count = np.array([len(p) for p in parts], np.int32)
-    origin = np.repeat(np.arange(len(parts), dtype=np.int32)[:, None],
-                       width, axis=1)
-    return index, count, origin
-
-
-def active_table(scenario: str, task_outputs: list) -> np.ndarray:
-    """The ``[T, T, C]`` active-output table of a scenario.
-
-    Args:
-      scenario: ``'task'``, ``'domain'`` or ``'class'``.
-      task_outputs: for each task, the output units of its classes (for
-        Domain-IL all tasks share the same units).
-
-    Returns:
-      Task-IL: ``active[i, j]`` = units of task ``j``; Domain-IL: all
-      units; Class-IL: units of tasks ``0..i``.
-    """
-    check_scenario(scenario)
-    num_tasks = len(task_outputs)
-    size = max(max(u) for u in task_outputs) + 1
-    own = np.zeros((num_tasks, size), bool)
-    for t, units in enumerate(task_outputs):
-        own[t, units] = True
-    if scenario == 'task':
-        return np.broadcast_to(own[None], (num_tasks,) + own.shape).copy()
-    if scenario == 'domain':
-        return np.ones((num_tasks, num_tasks, size), bool)
-    seen = np.cumsum(own, axis=0) > 0
-    return np.broadcast_to(seen[:, None], (num_tasks,) + own.shape).copy()
-
-
-def check_scenario(scenario: str):
-    if scenario not in SCENARIOS:
-        raise ConfigError(f'unknown scenario {scenario!r}; choose one of '
-                          f'{", ".join(SCENARIOS)}')
-
-
-def class_split(name, arrays, scenario, *, classes_per_task=2,
-                class_order=None) -> Protocol:
-    """A split protocol (split MNIST, split Fashion-MNIST, split CIFAR).
-
-    Args:
-      name: protocol name. arrays: dict with ``train_x``, ``train_y``,
-        ``test_x``, ``test_y`` (uint8 images, integer labels).
-      scenario: ``'task'``, ``'domain'`` or ``'class'``.
-      classes_per_task: classes in each task.
-      class_order: the classes in task order (default ``0, 1, 2, ...``:
-        the papers' fixed order; the NMI code shuffles per seed).
-
-    Returns:
-      A :class:`Protocol`. Targets are the class's rank in ``class_order``
-      (Task-/Class-IL) or its rank within its task (Domain-IL).
-    """
-    check_scenario(scenario)
-    num_classes = int(np.max(arrays['train_y'])) + 1
-    order = (np.arange(num_classes) if class_order is None
-             else np.asarray(class_order))
-    if sorted(order.tolist()) != list(range(num_classes)):
-        raise ConfigError(f'class order {order.tolist()} is not a '
-                          f'permutation of 0..{num_classes - 1}')
-    if num_classes % classes_per_task:
-        raise ConfigError(f'{num_classes} classes do not split into tasks '
-                          f'of {classes_per_task}')
-    num_tasks = num_classes // classes_per_task
-    rank = np.argsort(order)  # rank[c] = position of class c in the order
-    task_classes = order.reshape(num_tasks, classes_per_task)
-    if scenario == 'domain':
-        outputs = [list(range(classes_per_task))] * num_tasks
-    else:
-        outputs = [list(range(t * classes_per_task, (t + 1) *
-                              classes_per_task)) for t in range(num_tasks)]
-
-    def split(x, y):
-        y = np.asarray(y).astype(np.int64)
-        target = rank[y]
-        if scenario == 'domain':
-            target = target % classes_per_task
-        index, count, origin = _split_tables(y, task_classes)
-        if count.min() == 0:
-            empty = int(np.argmin(count))
-            raise DataError(f'{name}: task {empty + 1} (classes '
-                            f'{task_classes[empty].tolist()}) has no '
-                            'examples in this data')
-        return TaskData(
-            images=np.asarray(x).reshape(len(x), -1),
-            labels=target.astype(np.int32), index=index, count=count,
-            origin=origin, offset=np.zeros(num_tasks, np.int32), perm=None)
-
-    train = split(arrays['train_x'], arrays['train_y'])
-    return Protocol(name, scenario, train,
-                    split(arrays['test_x'], arrays['test_y']),
-                    active_table(scenario, outputs),
-                    (train.images.shape[1],),
-                    len(set(sum(outputs, []))))
-
-
-def permuted(name, arrays, scenario, *, num_tasks=10, seed=0, pad_to=32,
-             first_identity=True) -> Protocol:
-    """Permuted MNIST: each task permutes the pixels of the padded image.
-
-    Args:
-      name: protocol name. arrays: dict of MNIST-like uint8 arrays.
-      scenario: Domain-IL (the usual), Task- or Class-IL (outputs
-        ``10 * num_tasks``).
-      num_tasks: number of permutations. seed: seed of the permutations.
-      pad_to: images are zero-padded to ``pad_to x pad_to``.
-      first_identity: task 1 is the unpermuted image (as the references).
-    """
-    check_scenario(scenario)
-    if num_tasks < 1:
-        raise ConfigError(f'need at least one permutation, got {num_tasks}')
-    rng = np.random.RandomState(seed)
-    size = pad_to * pad_to
-    perms = np.stack([np.arange(size) if (t == 0 and first_identity)
-                      else rng.permutation(size)
-                      for t in range(num_tasks)]).astype(np.int32)
-    classes = int(np.max(arrays['train_y'])) + 1
-    if scenario == 'domain':
-        outputs = [list(range(classes))] * num_tasks
-        offset = np.zeros(num_tasks, np.int32)
-    else:
-        outputs = [list(range(t * classes, (t + 1) * classes))
-                   for t in range(num_tasks)]
-        offset = (classes * np.arange(num_tasks)).astype(np.int32)
-
-    def build(x, y):
-        x = np.asarray(x)
-        h, w = x.shape[1:3]
-        top, left = (pad_to - h) // 2, (pad_to - w) // 2
-        padded = np.zeros((len(x), pad_to, pad_to), np.uint8)
-        padded[:, top:top + h, left:left + w] = x
-        n = len(x)
-        return TaskData(
-            images=padded.reshape(n, size),
-            labels=np.asarray(y).astype(np.int32),
-            index=np.tile(np.arange(n, dtype=np.int32), (num_tasks, 1)),
-            count=np.full(num_tasks, n, np.int32),
-            origin=np.repeat(np.arange(num_tasks, dtype=np.int32)[:, None],
-                             n, axis=1),
-            offset=offset, perm=perms)
-
-    return Protocol(name, scenario, build(arrays['train_x'],
-                                          arrays['train_y']),
-                    build(arrays['test_x'], arrays['test_y']),
-                    active_table(scenario, outputs), (size,),
-                    len(set(sum(outputs, []))))
-
-
 def holdout(data: TaskData, fraction: float, seed: int = 0):
     """Holds out a random ``fraction`` of every task's training examples.
 
@@ -286,10 +110,6 @@ def holdout(data: TaskData, fraction: float, seed: int = 0):
 
     Returns:
       ``(train, valid)`` over the same pool: disjoint index tables.
-
-    Example::
-
-        train, valid = holdout(proto.train, 0.1)
     """
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f'validation fraction must be in (0, 1), got '
@@ -316,12 +136,37 @@ def holdout(data: TaskData, fraction: float, seed: int = 0):
     return tuple(out)
 
 
-def with_validation(protocol: Protocol, fraction: float,
-                    seed: int = 0) -> Protocol:
-    """The protocol trained on ``1 - fraction`` of the training data, with
-    the rest as ``protocol.valid`` (the test set is untouched)."""
-    train, valid = holdout(protocol.train, fraction, seed)
-    return protocol._replace(train=train, valid=valid)
+def stack(datas: list):
+    """Stacks per-seed :class:`TaskData` whose index tables differ.
+
+    Leaves equal across seeds (the image pool, shared permutations) stay
+    shared; the others get a leading seed axis.
+
+    Returns:
+      ``(data, axes)``: the stacked data and its ``vmap`` axes (a
+      :class:`TaskData` of ``None`` or ``0``).
+    """
+    first = datas[0]
+    fields, axes = {}, {}
+    for name in first._fields:
+        leaves = [getattr(d, name) for d in datas]
+        if leaves[0] is None or all(np.array_equal(leaves[0], x)
+                                    for x in leaves[1:]):
+            fields[name], axes[name] = leaves[0], None
+        else:
+            fields[name], axes[name] = np.stack(_pad_same(leaves)), 0
+    return type(first)(**fields), type(first)(**axes)
+
+
+def _pad_same(arrays):
+    """Zero-pads arrays to a common shape (index tables of different
+    widths; padded entries lie beyond each task's count)."""
+    shape = np.max([np.shape(a) for a in arrays], axis=0)
+    out = []
+    for a in arrays:
+        a = np.asarray(a)
+        out.append(np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape)]))
+    return out
 
 
 def to_device(data: TaskData) -> TaskData:

@@ -13,14 +13,16 @@ from jcl import losses
 from jcl.data import TaskData, gather
 
 
-def task_accuracies(classify, params, data: TaskData, active_row, *,
+def task_accuracies(scores, data: TaskData, active_row, prepare, *,
                     batch_size=1000):
     """Accuracy on every task's full test set.
 
     Args:
-      classify: ``(params, x, task) -> logits``.
-      params: the parameters. data: test :class:`TaskData`.
+      scores: ``(x, task) -> [B, C]`` the model's predictions (logits, or
+        a method's override) on prepared inputs.
+      data: test :class:`jcl.data.TaskData` (device resident).
       active_row: bool ``[T, C]``, the active outputs of each task.
+      prepare: the protocol's ``raw inputs -> model inputs``.
       batch_size: evaluation chunk (bounds memory only).
 
     Returns:
@@ -35,15 +37,20 @@ def task_accuracies(classify, params, data: TaskData, active_row, *,
             valid = pos < data.count[t]
             pos = jnp.minimum(pos, width - 1)
             batch = gather(data, data.index[t, pos], data.origin[t, pos])
-            logits = classify(params, batch.x, batch.task)
-            mask = active_row[batch.task]
-            hit = losses.accuracy(logits, batch.y, mask)
+            hit = correct_of(scores(prepare(batch.x), batch.task), batch,
+                             active_row)
             return correct + jnp.sum(hit * valid), None
 
         correct, _ = jax.lax.scan(body, 0.0, jnp.arange(chunks))
         return correct / data.count[t]
 
     return jax.lax.map(one_task, jnp.arange(num_tasks))
+
+
+def correct_of(scores, batch, active_row):
+    """``[B]`` 1.0 where the arg-max of ``scores`` over each example's
+    active outputs (``active_row[batch.task]``) is its label."""
+    return losses.accuracy(scores, batch.y, active_row[batch.task])
 
 
 def average_accuracy(R):

@@ -15,8 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcl import checkpoint
-from jcl.data import to_device
-from jcl.train import Learner, compile_run, step_hook
+from jcl import data as data_lib
+from jcl.progress import TaskProgress, step_hook
+from jcl.sweep import compile_run
+from jcl.train import Learner
 
 
 class RunResult(NamedTuple):
@@ -28,6 +30,8 @@ class RunResult(NamedTuple):
       metrics: dict of float ``[S, T, num_steps]`` loss curves.
       seconds: wall seconds per task (compile included in the first).
       R_valid: ``[S, T, T]`` on the validation split, or ``None``.
+      state: the final carry (:class:`jcl.types.CLState`, leaves with a
+        leading seed axis), or ``None``.
     """
 
     R: np.ndarray
@@ -35,61 +39,7 @@ class RunResult(NamedTuple):
     metrics: dict
     seconds: np.ndarray
     R_valid: np.ndarray | None = None
-
-
-def stack_data(datas: list):
-    """Stacks per-seed :class:`TaskData` whose index tables differ.
-
-    Leaves equal across seeds (the image pool, permutations) stay shared;
-    the others get a leading seed axis.
-
-    Returns:
-      ``(data, axes)``: the stacked data and its ``vmap`` axes.
-    """
-    first = datas[0]
-    fields, axes = {}, {}
-    for name in first._fields:
-        leaves = [getattr(d, name) for d in datas]
-        if leaves[0] is None or all(np.array_equal(leaves[0], x)
-                                    for x in leaves[1:]):
-            fields[name], axes[name] = leaves[0], None
-        else:
-            fields[name], axes[name] = np.stack(_pad_same(leaves)), 0
-    return type(first)(**fields), type(first)(**axes)
-
-
-def _pad_same(arrays):
-    """Zero-pads arrays to a common shape (index tables of different
-    widths; padded entries lie beyond each task's count)."""
-    shape = np.max([np.shape(a) for a in arrays], axis=0)
-    out = []
-    for a in arrays:
-        a = np.asarray(a)
-        out.append(np.pad(a, [(0, s - n) for s, n in zip(shape, a.shape)]))
-    return out
-
-
-class _Heartbeat:
-    """The in-task progress line: steps done, elapsed, time left (from the
-    rate since the first heartbeat, so compilation does not skew it)."""
-
-    def __init__(self, progress, label, num_steps, t0, after):
-        self.progress, self.label, self.n = progress, label, num_steps
-        self.t0, self.after, self.first = t0, after, None
-
-    def __call__(self, done):
-        now = time.time()
-        if self.first is None:
-            self.first = (now, done)
-        if now - self.t0 < self.after:
-            return
-        line = (f'{self.label}  step {done}/{self.n}  '
-                f'{now - self.t0:.0f}s')
-        t1, d1 = self.first
-        if done > d1:
-            left = (now - t1) / (done - d1) * (self.n - done)
-            line += f', about {left:.0f}s left'
-        self.progress(line)
+    state: object = None
 
 
 def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
@@ -115,29 +65,29 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     Returns:
       A :class:`RunResult`.
     """
-    from jcl.data import cumulative
     protos = protocol if isinstance(protocol, list) else [protocol]
     protocol = protos[0]
-    train, train_axes = stack_data([cumulative(p.train) if joint
-                                    else p.train for p in protos])
-    test, test_axes = stack_data([p.test for p in protos])
+    train, train_axes = data_lib.stack([data_lib.cumulative(p.train)
+                                        if joint else p.train
+                                        for p in protos])
+    test, test_axes = data_lib.stack([p.test for p in protos])
     evals, eval_axes = {'test': test}, {'test': test_axes}
     if protocol.valid is not None:
-        evals['valid'], eval_axes['valid'] = stack_data(
+        evals['valid'], eval_axes['valid'] = data_lib.stack(
             [p.valid for p in protos])
     if len(protos) == 1:
         train_axes = None
         eval_axes = {k: None for k in evals}
-    train = to_device(train)
-    evals = {k: to_device(v) for k, v in evals.items()}
+    train = data_lib.to_device(train)
+    evals = {k: data_lib.to_device(v) for k, v in evals.items()}
     active = jnp.asarray(protocol.active)
     hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
     init, task, init_acc = compile_run(learner, train_axes=train_axes,
                                        test_axes=eval_axes)
-    state = init(hp, keys, active)
+    state = init(hp, keys)
     num_tasks = protocol.num_tasks
     rows, vrows, metrics, seconds, start = [], [], {}, [], 0
-    R_init = np.asarray(init_acc(state, evals, active)['test'])
+    R_init = np.asarray(init_acc(state, hp, evals, active)['test'])
     if ckpt_path and os.path.exists(ckpt_path):
         state, extra = checkpoint.load(ckpt_path, state)
         start = int(extra['tasks_done'])
@@ -152,8 +102,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                      f'from {ckpt_path}')
     for t in range(start, num_tasks):
         t0 = time.time()
-        hook = (_Heartbeat(progress, f'{label} task {t + 1}/{num_tasks}',
-                           learner.num_steps, t0, heartbeat_after)
+        hook = (TaskProgress(progress, f'{label} task {t + 1}/{num_tasks}',
+                             learner.num_steps, t0, heartbeat_after)
                 if progress else None)
         with step_hook(hook):
             state, m, accs = task(state, hp, train, evals, active,
@@ -182,4 +132,5 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     return RunResult(R=np.stack(rows, 1), R_init=R_init,
                      metrics={k: np.stack(v, 1) for k, v in metrics.items()},
                      seconds=np.asarray(seconds),
-                     R_valid=np.stack(vrows, 1) if vrows else None)
+                     R_valid=np.stack(vrows, 1) if vrows else None,
+                     state=state)

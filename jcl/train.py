@@ -1,16 +1,32 @@
-"""Compiled continual training: a task is one ``lax.scan`` over steps.
+"""Compiled continual training: one step function, two ways to feed it.
 
-``Learner`` is the static part of an experiment (architecture, how to
-build the method and optimiser from hyperparameters, step counts). The
-numeric hyperparameters ``hp`` (a dict of scalars) are arguments, so a
-seed or a grid point is just a ``vmap`` axis::
+``Learner`` is the static part of an experiment (how to build the model,
+the method and the optimiser from hyperparameters, how to prepare inputs,
+step counts). The numeric hyperparameters ``hp`` (a dict of scalars) are
+arguments, so a seed or a grid point is just a ``vmap`` axis.
 
-    learner = Learner(clf.init, clf.apply, make_method, make_tx,
-                      num_steps=2000, batch_size=128)
-    states = jax.vmap(init_state, (None, 0, 0, None))(learner, hp, keys,
-                                                      proto.active)
-    states, metrics, acc = train_tasks(learner)(states, hp, train, test,
-                                               active, task_id)
+The same compiled step (:func:`make_step`) runs
+
+* **fused** (:func:`train_task`): a whole task as one ``lax.scan`` over
+  minibatches drawn on the device from device-resident data (the fast
+  path), or
+* **streamed** (:func:`train_chunk`): ``K`` steps over host-prepared
+  batches (:mod:`jcl.stream`: epochs, shuffling without replacement, a
+  per-task number of steps, a learning-rate schedule).
+
+:func:`finish_task` then consolidates and evaluates.
+
+>>> import jax, jax.numpy as jnp
+>>> from jcl.methods import supervised
+>>> from jcl.models import mlp_classifier
+>>> learner = Learner(
+...     make_model=lambda hp: mlp_classifier((8,), num_outputs=2,
+...                                          input_dim=4),
+...     make_method=lambda hp, model: supervised(),
+...     num_steps=10, batch_size=4)
+>>> state = init_state(learner, {'lr': 1e-3}, jax.random.PRNGKey(0))
+>>> sorted(state.params)
+['Dense_0', 'Dense_1']
 """
 
 import functools
@@ -20,128 +36,138 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jcl import tree
 from jcl.data import TaskData, gather
 from jcl.evaluate import task_accuracies
-from jcl.types import CLState, TaskCtx
-
-FROZEN = ('gates', 'backbone')
-
-# Progress inside a task: the compiled scan calls ``_heartbeat(step)`` ten
-# times per task through ``jax.debug.callback``; it forwards to the hook
-# installed with :func:`step_hook` (none by default, so library users who
-# call ``train_task`` directly see nothing).
-_HOOK = [None]
-
-
-def _heartbeat(step):
-    hook = _HOOK[0]
-    if hook is not None:
-        hook(int(step))
-
-
-class step_hook:
-    """Context manager: ``fn(steps_done)`` is called about ten times per
-    task from inside the compiled loop (on the host, while it runs).
-
-    Example::
-
-        with step_hook(lambda n: print(n, 'steps')):
-            states, metrics, acc = task(states, hp, train, test, active, t)
-    """
-
-    def __init__(self, fn):
-        self.fn, self.prev = fn, None
-
-    def __enter__(self):
-        self.prev, _HOOK[0] = _HOOK[0], self.fn
-        return self
-
-    def __exit__(self, *exc):
-        _HOOK[0] = self.prev
-        return False
-
-
-def _maybe_heartbeat(i, num_steps):
-    """Calls the host hook after every tenth of the task's steps (not after
-    the last one: the task's own progress line follows)."""
-    every = max(1, num_steps // 10)
-    done = i + 1
-    jax.lax.cond((done % every == 0) & (done < num_steps),
-                 lambda: jax.debug.callback(_heartbeat, done),
-                 lambda: None)
+from jcl.model import Model, logits, trainable_labels, trainable_mask
+from jcl.optim import adam
+from jcl.progress import maybe_heartbeat
+from jcl.protocols import pixels
+from jcl.types import (
+    CLState,
+    Forward,
+    Snapshot,
+    Step,
+    TaskCtx,
+    TaskEnd,
+)
 
 
 class Learner(NamedTuple):
     """The static description of a continual learner.
 
     Attributes:
-      init_params: ``key -> params['classifier']``.
-      classify: ``(params, x, task) -> logits`` on the whole params dict.
-      make_method: ``hp -> Method`` (numeric hp may be tracers).
-      make_optimizer: ``(hp, params) -> optax transform`` of the trainable
-        sub-trees (a dict keyed like ``params``).
-      num_steps: optimisation steps per task.
+      make_model: ``hp -> Model`` (numeric hp may be tracers, e.g. XdG's
+        proportion).
+      make_method: ``(hp, model) -> Method``.
+      make_optimizer: ``(hp, labels) -> optax transform`` of the trainable
+        leaves (:func:`jcl.optim.adam`).
+      prepare: the protocol's ``raw inputs -> model inputs``.
+      num_steps: optimisation steps per task (fused path).
       batch_size: current-task minibatch size.
-      frozen: top-level parameter keys that are never trained.
       reset_optimizer: start every task with a fresh optimiser state (the
         reference's ``adam_reset``; separate networks need it).
     """
 
-    init_params: Callable
-    classify: Callable
+    make_model: Callable
     make_method: Callable
-    make_optimizer: Callable
-    num_steps: int
-    batch_size: int
-    frozen: tuple = FROZEN
+    make_optimizer: Callable = adam
+    prepare: Callable = pixels
+    num_steps: int = 1
+    batch_size: int = 1
     reset_optimizer: bool = False
 
 
-def partition(params, frozen=FROZEN):
-    """Splits the top-level params dict into (trainable, frozen) dicts."""
-    train = {k: v for k, v in params.items() if k not in frozen}
-    fixed = {k: v for k, v in params.items() if k in frozen}
-    return train, fixed
+class _Parts(NamedTuple):
+    model: Model
+    method: object
+    tx: optax.GradientTransformation
+    mask: object
 
 
-def adam(hp, params):
-    """Adam(lr=hp['lr'], 0.9, 0.999) on every trainable sub-tree.
-
-    Adam acts leaf by leaf, so one Adam over ``{'classifier', 'generator'}``
-    is exactly one optimiser per model with the same settings; a generator
-    with its own rate uses ``hp['gen.lr']``.
-    """
-    lr = hp['lr']
-    if 'generator' in params and 'gen.lr' in hp:
-        labels = {k: ('gen' if k == 'generator' else 'main') for k in params}
-        return optax.multi_transform(
-            {'main': optax.adam(lr, 0.9, 0.999),
-             'gen': optax.adam(hp['gen.lr'], 0.9, 0.999)}, labels)
-    return optax.adam(lr, 0.9, 0.999)
+def _parts(learner: Learner, hp, params, lr_scale=None) -> _Parts:
+    model = learner.make_model(hp)
+    method = learner.make_method(hp, model)
+    if lr_scale is not None:
+        hp = {**hp, 'lr': hp['lr'] * lr_scale}
+    tx = learner.make_optimizer(hp, trainable_labels(model, params))
+    return _Parts(model, method, tx, trainable_mask(model, params))
 
 
-def init_state(learner: Learner, hp, key, active) -> CLState:
+def init_state(learner: Learner, hp, key) -> CLState:
     """The carry before the first task.
 
     Args:
       learner: the static learner. hp: dict of scalar hyperparameters.
-      key: this run's PRNG key (one seed). active: ``[T, T, C]`` table.
+      key: this run's PRNG key (one seed).
     """
-    k_params, k_ext, k_method, k_run = jax.random.split(key, 4)
-    method = learner.make_method(hp)
-    params = {'classifier': learner.init_params(k_params)}
-    params = method.extend_params(params, k_ext)
-    trainable, _ = partition(params, learner.frozen)
-    tx = learner.make_optimizer(hp, trainable)
-    mstate = method.init(params, k_method)
-    del active  # the table is passed at train time
-    return CLState(params, tx.init(trainable), mstate,
+    k_params, _, k_method, k_run = jax.random.split(key, 4)
+    model = learner.make_model(hp)
+    params, model_state = model.init(k_params)
+    parts = _parts(learner, hp, params)
+    trainable, _ = tree.partition(params, parts.mask)
+    mstate = parts.method.init(Snapshot(params, model_state),
+                               TaskCtx(jnp.int32(0), k_method, None))
+    return CLState(params, model_state, parts.tx.init(trainable), mstate,
                    jnp.zeros((), jnp.int32), k_run)
 
 
+def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
+    """The training step of one task: ``step(carry, raw, key) -> (carry,
+    metrics)``, ``carry = (params, model_state, opt_state, mstate)``.
+
+    One forward pass of the model on the prepared batch is shared by every
+    loss term; the gradient is taken of the trainable leaves only; the
+    method's gradient stage, the optimiser and the method's ``update``
+    follow. ``params`` (any carry's parameters) fixes the trainable/frozen
+    split; ``lr_scale`` multiplies the learning rate (a schedule).
+    """
+    model, method, tx, mask = _parts(learner, hp, params, lr_scale)
+
+    def step(carry, raw, key):
+        params, model_state, opt_state, mstate = carry
+        batch = raw._replace(x=learner.prepare(raw.x))
+        ctx = TaskCtx(task_id, key, active)
+        trainable, frozen = tree.partition(params, mask)
+
+        def objective(part):
+            p = tree.merge(part, frozen)
+            outputs, new_state = model.apply(p, model_state, batch.x,
+                                             batch.task, train=True)
+            terms, aux = method.loss(
+                mstate, Forward(p, model_state, batch, outputs, {}), ctx)
+            return sum(terms.values()), (terms, aux, outputs, new_state)
+
+        (total, (terms, aux, outputs, new_state)), grads = \
+            jax.value_and_grad(objective, has_aux=True)(trainable)
+        record = Step(params, params, grads, new_state, batch, raw,
+                      outputs, aux)
+        if method.grads is not None:
+            grads = method.grads(mstate, record, ctx)
+        updates, opt_state = tx.update(grads, opt_state, trainable)
+        new_params = tree.merge(optax.apply_updates(trainable, updates),
+                                frozen)
+        mstate = method.update(
+            mstate, record._replace(new_params=new_params, grads=grads), ctx)
+        return ((new_params, new_state, opt_state, mstate),
+                {'loss': total, **terms})
+
+    return step, tx, mask
+
+
+def begin_task(learner: Learner, state: CLState, hp) -> CLState:
+    """The carry at a task's first step: with a fresh optimiser state if
+    the learner resets it at every task."""
+    if not learner.reset_optimizer:
+        return state
+    parts = _parts(learner, hp, state.params)
+    trainable, _ = tree.partition(state.params, parts.mask)
+    return state._replace(opt_state=parts.tx.init(trainable))
+
+
 def train_task(learner: Learner, state: CLState, hp, train: TaskData,
-               test: TaskData, active, task_id):
-    """Trains one task, consolidates, and evaluates on every task.
+               test, active, task_id):
+    """Trains one task on device-resident data, consolidates, evaluates.
 
     Args:
       learner: static. state: the carry. hp: scalar hyperparameters.
@@ -156,95 +182,114 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
       task ``j`` now (row ``task_id`` of ``R``), a dict of such rows when
       ``test`` is a dict.
     """
-    method = learner.make_method(hp)
-    key, k_steps, k_cons = jax.random.split(state.key, 3)
-    _, fixed = partition(state.params, learner.frozen)
-    tx = learner.make_optimizer(hp, partition(state.params,
-                                              learner.frozen)[0])
+    n = learner.num_steps
+    _, k_steps, _ = jax.random.split(state.key, 3)
+    state = begin_task(learner, state, hp)
+    step, _, _ = make_step(learner, hp, active, task_id, state.params)
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
 
-    def step(carry, xs):
-        params, opt_state, mstate = carry
-        i, pick, k_loss = xs
-        _maybe_heartbeat(i, learner.num_steps)
-        batch = gather(train, train.index[task_id, pick],
-                       train.origin[task_id, pick])
-        ctx = TaskCtx(task_id, k_loss, active)
+    def body(carry, xs):
+        i, pick, k = xs
+        maybe_heartbeat(i, n)
+        raw = gather(train, train.index[task_id, pick],
+                     train.origin[task_id, pick])
+        return step(carry, raw, k)
 
-        def objective(trainable):
-            terms = method.loss({**fixed, **trainable}, mstate, batch, ctx)
-            return sum(terms.values()), terms
-
-        trainable, _ = partition(params, learner.frozen)
-        (total, terms), grads = jax.value_and_grad(
-            objective, has_aux=True)(trainable)
-        updates, opt_state = tx.update(grads, opt_state, trainable)
-        new_params = {**fixed, **optax.apply_updates(trainable, updates)}
-        mstate = method.update(mstate, params, grads, new_params, ctx)
-        return (new_params, opt_state, mstate), {'loss': total, **terms}
-
-    opt_state = state.opt_state
-    if learner.reset_optimizer:
-        opt_state = tx.init(partition(state.params, learner.frozen)[0])
-    carry = (state.params, opt_state, state.mstate)
     # All minibatch draws of the task at once (one RNG call, not one per
     # step): uniform with replacement over the task's examples.
     k_batch, k_loss = jax.random.split(k_steps)
-    picks = jax.random.randint(
-        k_batch, (learner.num_steps, learner.batch_size), 0,
-        train.count[task_id])
-    (params, opt_state, mstate), metrics = jax.lax.scan(
-        step, carry, (jnp.arange(learner.num_steps), picks,
-                      jax.random.split(k_loss, learner.num_steps)))
-    mstate = method.consolidate(mstate, params, train,
-                                TaskCtx(task_id, k_cons, active))
-    acc = _each_eval(lambda d: task_accuracies(
-        learner.classify, params, d, active[task_id]), test)
-    new_state = CLState(params, opt_state, mstate,
-                        state.step + learner.num_steps, key)
-    return new_state, metrics, acc
+    picks = jax.random.randint(k_batch, (n, learner.batch_size), 0,
+                               train.count[task_id])
+    carry, metrics = jax.lax.scan(
+        body, carry, (jnp.arange(n), picks, jax.random.split(k_loss, n)))
+    state = _carry_to_state(state, carry, state.step + n)
+    state, acc = finish_task(learner, state, hp, train, test, active,
+                             task_id)
+    return state, metrics, acc
 
 
-def initial_accuracy(learner: Learner, state: CLState, test: TaskData,
-                     active):
+def train_chunk(learner: Learner, state: CLState, hp, raw, keys, valid,
+                lr_scale, active, task_id):
+    """``K`` training steps over host-prepared batches (streamed path).
+
+    Args:
+      raw: a :class:`jcl.types.Batch` of ``[K, B, ...]`` raw examples.
+      keys: ``[K]`` step keys. valid: bool ``[K]``; a step that is not
+        valid (padding of a task's last chunk) leaves the carry as it is.
+      lr_scale: ``[K]`` learning-rate multipliers (a schedule).
+      active, task_id: as :func:`train_task`.
+
+    Returns:
+      ``(state, metrics)``, metrics ``[K]`` curves (0 at invalid steps).
+    """
+    def body(carry, xs):
+        batch, k, ok, scale = xs
+        step, _, _ = make_step(learner, hp, active, task_id, state.params,
+                               scale)
+        new, m = step(carry, batch, k)
+        keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        return (jax.tree.map(keep, new, carry),
+                jax.tree.map(lambda v: jnp.where(ok, v, 0.0), m))
+
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    carry, metrics = jax.lax.scan(body, carry, (raw, keys, valid, lr_scale))
+    return (_carry_to_state(state, carry,
+                            state.step + jnp.sum(valid.astype(jnp.int32))),
+            metrics)
+
+
+def _carry_to_state(state, carry, step):
+    params, model_state, opt_state, mstate = carry
+    return CLState(params, model_state, opt_state, mstate, step, state.key)
+
+
+def scores_fn(learner: Learner, hp, state: CLState):
+    """``(x, task) -> [B, C]``: the method's prediction override, or the
+    model's logits in evaluation mode."""
+    model = learner.make_model(hp)
+    method = learner.make_method(hp, model)
+    snap = Snapshot(state.params, state.model_state)
+    if method.predict is not None:
+        return functools.partial(method.predict, state.mstate, snap)
+    return functools.partial(logits, model, snap)
+
+
+def finish_task(learner: Learner, state: CLState, hp, train: TaskData,
+                test, active, task_id):
+    """Consolidates the method at a task's end and evaluates every task.
+
+    The task's randomness came from ``state.key``: its steps from the
+    second of its three parts, the consolidation from the third; the
+    first is the next task's key.
+
+    Returns:
+      ``(state, acc)``: ``acc`` as :func:`train_task`'s (``None`` when
+      ``test`` is ``None``).
+    """
+    model = learner.make_model(hp)
+    method = learner.make_method(hp, model)
+    key, _, k_cons = jax.random.split(state.key, 3)
+    mstate = method.consolidate(
+        state.mstate,
+        TaskEnd(state.params, state.model_state, train, learner.prepare),
+        TaskCtx(task_id, k_cons, active))
+    state = state._replace(mstate=mstate, key=key)
+    if test is None:
+        return state, None
+    scores = scores_fn(learner, hp, state)
+    return state, each_eval(lambda d: task_accuracies(
+        scores, d, active[task_id], learner.prepare), test)
+
+
+def initial_accuracy(learner: Learner, state: CLState, hp, test, active):
     """``R_init[i, j]``: the untrained model with row ``i``'s masks."""
-    return _each_eval(lambda d: jax.vmap(lambda row: task_accuracies(
-        learner.classify, state.params, d, row))(active), test)
+    scores = scores_fn(learner, hp, state)
+    return each_eval(lambda d: jax.vmap(lambda row: task_accuracies(
+        scores, d, row, learner.prepare))(active), test)
 
 
-def _each_eval(fn, evals):
+def each_eval(fn, evals):
     """Applies ``fn`` to one TaskData or to each value of a dict of them."""
     if isinstance(evals, TaskData):
         return fn(evals)
     return {k: fn(v) for k, v in evals.items()}
-
-
-def data_axes(data: TaskData):
-    """``vmap`` axes of a :class:`TaskData`: shared (None) by default."""
-    return jax.tree.map(lambda _: None, data)
-
-
-def compile_run(learner: Learner, *, train_axes=None, test_axes=None):
-    """Builds the jitted, seed-vmapped functions of one learner.
-
-    Args:
-      learner: the static learner.
-      train_axes, test_axes: ``vmap`` axes of the data (``None``: the data
-        is shared by all seeds; a per-seed class order stacks index tables
-        on axis 0).
-
-    Returns:
-      ``(init, task, init_acc)``: ``init(hp, keys, active)``,
-      ``task(states, hp, train, test, active, task_id)`` (donates
-      ``states``), ``init_acc(states, test, active)``; every function maps
-      over the leading axis of ``hp``/``keys``/``states``.
-    """
-    init = jax.jit(jax.vmap(functools.partial(init_state, learner),
-                            in_axes=(0, 0, None)))
-    task = jax.jit(jax.vmap(functools.partial(train_task, learner),
-                            in_axes=(0, 0, train_axes, test_axes, None,
-                                     None)),
-                   donate_argnums=0)
-    init_acc = jax.jit(jax.vmap(functools.partial(initial_accuracy,
-                                                  learner),
-                                in_axes=(0, test_axes, None)))
-    return init, task, init_acc

@@ -1,17 +1,25 @@
-"""Shared type aliases and the small state containers of jcl.
+"""Type aliases and the records that pass between the parts of jcl.
 
-Everything here is a pytree of arrays (NamedTuples), so it passes through
-``jit``, ``vmap`` and ``lax.scan`` unchanged and can be checkpointed leaf
-by leaf.
+Every record is a NamedTuple of arrays (a pytree), so it passes through
+``jit``, ``vmap`` and ``lax.scan`` unchanged. The records a method sees
+are made by the training step, one per stage:
+
+* :class:`Forward`: what a loss sees (parameters, the batch, the model's
+  outputs on it, auxiliary outputs of earlier chain members);
+* :class:`Step`: what a gradient stage and ``update`` see after the
+  backward pass (old and new parameters, gradients, the batch);
+* :class:`TaskEnd`: what ``consolidate`` sees when a task ends.
 """
 
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 
 Array = jax.Array
 PRNGKey = jax.Array
-Params = Any  # a pytree of arrays: dict[str, ...] at the top level
+Params = Any      # a pytree of arrays (nested dicts of Flax parameters)
+ModelState = Any  # a pytree of non-trained model variables (BatchNorm
+                  # statistics, fixed gates); ``{}`` when there are none
 PyTree = Any
 
 
@@ -19,7 +27,9 @@ class Batch(NamedTuple):
     """A minibatch of examples.
 
     Attributes:
-      x: float32 ``[B, D]`` inputs (pixels in [0, 1]).
+      x: ``[B, ...]`` inputs: raw (e.g. uint8 pixels) as the data layer
+        gathers them, or prepared for the model (float) once the
+        protocol's ``prepare`` has run.
       y: int32 ``[B]`` targets (the output unit of the correct class).
       task: int32 ``[B]`` the task each example comes from. Its active
         outputs are ``ctx.active[ctx.task_id, task]``.
@@ -58,19 +68,95 @@ class TaskCtx(NamedTuple):
         return self.active[i, task]
 
 
+class Snapshot(NamedTuple):
+    """A model at one moment: its parameters and its model state (a frozen
+    teacher is a ``Snapshot`` kept in a method's state)."""
+
+    params: Params
+    model_state: ModelState
+
+
+class Forward(NamedTuple):
+    """What a method's ``loss`` sees (built inside the differentiated
+    objective, so ``params`` carries the gradient).
+
+    Attributes:
+      params: all parameters (trainable and frozen leaves).
+      model_state: the model state before this step.
+      batch: the current minibatch, inputs prepared.
+      outputs: the model's outputs on ``batch`` in training mode, a dict
+        (``'logits'``; ``'features'``; generative models add ``'mu'``,
+        ``'logvar'``): one forward pass shared by every chain member.
+      aux: auxiliary outputs of the chain members before this one,
+        ``{member name: dict}``.
+    """
+
+    params: Params
+    model_state: ModelState
+    batch: Batch
+    outputs: dict
+    aux: dict
+
+
+class Step(NamedTuple):
+    """What a gradient stage and ``update`` see, after the backward pass.
+
+    Attributes:
+      params: the parameters before the optimiser step.
+      new_params: after it (equal to ``params`` in a gradient stage, which
+        runs before the optimiser).
+      grads: gradients of the trainable leaves; frozen leaves are ``None``
+        holes (``jcl.tree.split_like(params, grads)`` separates them).
+      model_state: the model state after the forward pass.
+      batch: the current minibatch, inputs prepared.
+      raw: the same minibatch as gathered (e.g. uint8 pixels), for methods
+        that store examples.
+      outputs: the model's outputs on ``batch`` (see :class:`Forward`).
+      aux: every chain member's auxiliary outputs from ``loss``.
+    """
+
+    params: Params
+    new_params: Params
+    grads: PyTree
+    model_state: ModelState
+    batch: Batch
+    raw: Batch
+    outputs: dict
+    aux: dict
+
+
+class TaskEnd(NamedTuple):
+    """What ``consolidate`` sees when a task ends.
+
+    Attributes:
+      params: the parameters after the task's last step.
+      model_state: the model state then.
+      data: the task's training data (:class:`jcl.data.TaskData`, device
+        resident); ``jcl.data.task_batch(end, task, j)`` gathers entries.
+      prepare: the protocol's ``raw inputs -> model inputs`` function.
+    """
+
+    params: Params
+    model_state: ModelState
+    data: Any
+    prepare: Callable
+
+
 class CLState(NamedTuple):
     """The whole carry of continual training: all that a resume needs.
 
     Attributes:
-      params: model parameters, a dict of named sub-trees (``classifier``,
-        optionally ``generator``; frozen parts such as ``gates``).
-      opt_state: the optax state of the trainable parameters.
+      params: model parameters (trainable and frozen leaves).
+      model_state: non-trained model variables (BatchNorm statistics,
+        fixed gates).
+      opt_state: the optax state of the trainable leaves.
       mstate: the method's own state (teachers, Fisher, SI omega, ...).
       step: int32 ``[]`` optimisation steps taken so far.
       key: PRNG key from which every later task draws its randomness.
     """
 
     params: Params
+    model_state: ModelState
     opt_state: PyTree
     mstate: PyTree
     step: Array

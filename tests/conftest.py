@@ -14,7 +14,7 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from jcl import data as data_lib  # noqa: E402
+from jcl import protocols  # noqa: E402
 
 
 def synthetic_arrays(n_train=600, n_test=200, classes=10, seed=0):
@@ -46,4 +46,4 @@ def scenario(request):
 
 @pytest.fixture
 def split_protocol(arrays, scenario):
-    return data_lib.class_split('synthetic', arrays, scenario)
+    return protocols.class_split('synthetic', arrays, scenario)

@@ -31,7 +31,15 @@ def test_all_scenarios_write_the_contract_files(tmp_path, capsys):
     assert (out / 'accuracy.png').stat().st_size > 10_000
     cfg = json.loads((out / 'config.json').read_text())
     assert cfg['iters'] == 20 and cfg['seeds'] == 2
+    fixed = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert cfg['task_classes'] == {'0': fixed, '1': fixed}
+    # untrained tasks of the printed matrix are marked
+    assert '(in parentheses: task j not trained yet)' in stdout
     for scenario in ('task', 'domain', 'class'):
+        sub = json.loads((out / scenario / 'config.json').read_text())
+        assert sub['scenarios'] == [scenario]
+        assert set(sub['hparams']) == {f'{scenario}/none',
+                                       f'{scenario}/joint'}
         summary = json.loads((out / scenario / 'summary.json').read_text())
         assert set(summary) == {'none', 'joint'}
         for run in summary.values():
@@ -128,7 +136,9 @@ def test_unwritable_output_folder(tmp_path, capsys):
         ['run', '--protocol', 'split-mnist', '--scenario', 'class',
          '--method', 'none', '--iters', '5', '--out',
          str(blocker / 'sub')], capsys)
-    assert code == 2 and 'cannot write to' in err
+    assert code == 2
+    assert f'cannot write to {blocker / "sub"}: {blocker} is a file' in err
+    assert blocker.read_text() == 'x'
 
 
 def test_different_config_is_refused(tmp_path, capsys):
@@ -164,8 +174,13 @@ def test_corrupt_data_is_one_line(tmp_path):
                        capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 2
-    assert r.stderr.startswith('jcl: error:')
-    assert 'mnist.npz' in r.stderr and 'Traceback' not in r.stderr
+    assert r.stderr.startswith('jcl: error:') and 'Traceback' not in r.stderr
+    assert r.stderr.strip().count('\n') == 0
+    assert 'mnist.npz: MNIST cache file is corrupt' in r.stderr
+    assert 'delete it and run again' in r.stderr
+    # an error before training leaves no trace: no results folder, no
+    # compilation cache in the data folder
+    assert sorted(os.listdir(tmp_path)) == ['mnist.npz']
 
 
 def test_missing_fashion_data_is_one_line(tmp_path, capsys):
@@ -173,5 +188,9 @@ def test_missing_fashion_data_is_one_line(tmp_path, capsys):
         ['run', '--protocol', 'split-fashion-mnist', '--scenario', 'class',
          '--method', 'none', '--iters', '3', '--data-dir',
          str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'o')], capsys)
-    assert code == 2 and 'jcl: error:' in err
+    assert code == 2 and err.startswith('jcl: error:')
     assert err.strip().count('\n') == 0
+    assert f'Fashion-MNIST folder {tmp_path / "nowhere"} does not ' \
+        'exist' in err
+    assert 'apt-get install dataset-fashion-mnist' in err
+    assert not (tmp_path / 'o').exists()

@@ -6,13 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from jcl import cli
+from jcl import cli, protocols
 from jcl import data as data_lib
+from jcl.cli.args import parse_grid
+from jcl.cli.config import grid_points
 from jcl.errors import ConfigError
 
 
 def test_holdout_is_disjoint_and_covers_each_task(arrays):
-    proto = data_lib.class_split('s', arrays, 'class')
+    proto = protocols.class_split('s', arrays, 'class')
     train, valid = data_lib.holdout(proto.train, 0.2, seed=3)
     for t in range(proto.num_tasks):
         a = set(train.index[t, :train.count[t]].tolist())
@@ -25,14 +27,14 @@ def test_holdout_is_disjoint_and_covers_each_task(arrays):
 
 
 def test_grid_parsing_and_product():
-    g = cli._parse_grid(['a=1,2', 'b=1:100:3'])
+    g = parse_grid(['a=1,2', 'b=1:100:3'])
     np.testing.assert_allclose(g['b'], [1, 10, 100])
-    pts = cli.grid_points(g)
+    pts = grid_points(g)
     assert len(pts) == 6 and pts[0] == {'a': 1.0, 'b': 1.0}
     for bad in (['a'], ['a=x,y'], ['a=0:10:3'], ['a=1:10:1'],
                 ['a=1', 'a=2']):
         with pytest.raises(ConfigError):
-            cli._parse_grid(bad)
+            parse_grid(bad)
 
 
 def test_grid_runs_and_picks_on_validation(tmp_path, capsys):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from jcl import cli, recipes
+from jcl import catalog, cli, recipes, registry
 
 
 def test_compositions_run_end_to_end(tmp_path, capsys):
@@ -21,10 +21,10 @@ def test_compositions_run_end_to_end(tmp_path, capsys):
     with np.load(out / 'results.npz') as f:
         terms = {k.split('/loss/')[1] for k in f
                  if k.startswith('gr-distill+si/loss/')}
-    assert {'ce/loss', 'gr-distill/replay', 'gr-distill/gen_current',
-            'si/penalty'} <= terms
-    for run in summary.values():
-        assert all(np.isfinite(run['avg_acc']))
+    assert terms == {'loss', 'ce/loss', 'generator/loss', 'si/penalty',
+                     'gr-distill/replay', 'gr-distill/generator'}
+    for run in summary.values():  # 15 steps per task learn Task-IL
+        assert min(run['avg_acc']) > 0.85, run['avg_acc']
 
 
 def test_task_il_only_methods_are_refused_elsewhere(tmp_path, capsys):
@@ -39,16 +39,16 @@ def test_task_il_only_methods_are_refused_elsewhere(tmp_path, capsys):
 
 
 def test_defaults_follow_protocol_and_scenario():
-    d = recipes.default_hparams(['ewc', 'si'], lr=1e-3,
+    d = registry.default_hparams(['ewc', 'si'], lr=1e-3,
                                 protocol='split-mnist', scenario='domain')
     assert d['ewc.lambda'] == 1e10 and d['si.c'] == 5e4
-    d = recipes.default_hparams(['ewc'], lr=1e-4,
+    d = registry.default_hparams(['ewc'], lr=1e-4,
                                 protocol='permuted-mnist', scenario='domain')
     assert d['ewc.lambda'] == 100.0
     # LwF: sum over classes, but the mean on permuted MNIST (2018 code)
     for proto, want in (('split-mnist', 0.0), ('permuted-mnist', 1.0),
                         ('split-fashion-mnist', 0.0)):
-        d = recipes.default_hparams(['lwf'], lr=1e-3, protocol=proto,
+        d = registry.default_hparams(['lwf'], lr=1e-3, protocol=proto,
                                     scenario='domain')
         assert d['lwf.class_mean'] == want and d['lwf.temperature'] == 2.0
 
@@ -66,7 +66,7 @@ def test_replay_size_is_a_grid_axis(tmp_path, capsys):
     grid = json.loads((out / 'grid.json').read_text())
     sizes = [p['hp']['gr.replay_size'] for p in grid['gr']['points']]
     assert sorted(sizes) == [4.0, 16.0]
-    d = recipes.default_hparams(['gr'], lr=1e-3, batch=64)
+    d = registry.default_hparams(['gr'], lr=1e-3, batch=64)
     assert d['gr.replay_size'] == 64.0
     for bad in ('0', '2.5'):
         code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
@@ -78,11 +78,11 @@ def test_replay_size_is_a_grid_axis(tmp_path, capsys):
 
 
 def test_fisher_samples_is_a_per_run_setting(tmp_path, capsys):
-    d = recipes.default_hparams(['ewc', 'online-ewc'], lr=1e-4,
+    d = registry.default_hparams(['ewc', 'online-ewc'], lr=1e-4,
                                 protocol='permuted-mnist', scenario='domain')
     assert d['ewc.fisher_samples'] == 1000.0
     assert d['online-ewc.fisher_samples'] == 1000.0
-    d = recipes.default_hparams(['ewc'], lr=1e-3, protocol='split-mnist',
+    d = registry.default_hparams(['ewc'], lr=1e-3, protocol='split-mnist',
                                 scenario='class')
     assert d['ewc.fisher_samples'] == 0.0  # the whole task
     code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
@@ -99,7 +99,8 @@ def test_fisher_samples_is_a_per_run_setting(tmp_path, capsys):
 
 
 def test_fisher_samples_reach_the_method(monkeypatch):
-    from jcl.methods import ewc as ewc_lib
+    import importlib
+    ewc_lib = importlib.import_module('jcl.methods.ewc')
     seen = []
     real = ewc_lib.ewc
 
@@ -108,10 +109,12 @@ def test_fisher_samples_reach_the_method(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ewc_lib, 'ewc', spy)
-    proto = recipes.load_protocol('split-mnist', 'class')
+    proto = catalog.load_protocol('split-mnist', 'class')
+    spec = catalog.protocol_spec('split-mnist')
     for static, want in (({'ewc.fisher_samples': 300.0}, 300),
                          ({'ewc.fisher_samples': 0.0}, None), ({}, None)):
-        learner = recipes.build_learner(proto, ['ewc'], hidden=(8,),
+        learner = recipes.build_learner(proto, spec, ['ewc'], hidden=(8,),
                                         iters=1, batch=4, static_max=static)
-        learner.make_method({'ewc.lambda': 1.0, 'lr': 1e-3})
+        hp = {'ewc.lambda': 1.0, 'lr': 1e-3}
+        learner.make_method(hp, learner.make_model(hp))
         assert seen[-1] == want

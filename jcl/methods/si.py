@@ -6,12 +6,16 @@ task's end ``Omega += W / (Delta**2 + xi)`` with ``Delta`` the parameter's
 change over the task, and ``c * sum Omega (theta - theta*)**2`` keeps later
 tasks near ``theta*``, the parameters at the end of the last task.
 
-Example::
-
-    m = si(c=10.0)
-    mstate = m.init(params, key)
-    mstate = m.update(mstate, params, grads, new_params, ctx)  # each step
-    mstate = m.consolidate(mstate, params, train_data, ctx)    # task end
+>>> import jax, jax.numpy as jnp
+>>> from jcl.models import mlp_classifier
+>>> from jcl.types import Forward, Snapshot, TaskCtx
+>>> clf = mlp_classifier((4,), num_outputs=2, input_dim=3)
+>>> params, state = clf.init(jax.random.PRNGKey(0))
+>>> m = si(clf, c=10.0)
+>>> ctx = TaskCtx(jnp.int32(0), None, None)
+>>> mstate = m.init(Snapshot(params, state), ctx)
+>>> sorted(mstate._fields)
+['anchor', 'omega', 'path', 'start']
 """
 
 from collections.abc import Callable
@@ -20,16 +24,13 @@ from typing import NamedTuple
 import jax
 
 from jcl import tree
-from jcl.base import Method, make_method
+from jcl.method import Method, make_method
+from jcl.model import Model, trainable_part
 from jcl.types import PyTree
 
 
-def _classifier(params):
-    return params['classifier']
-
-
 class SIState(NamedTuple):
-    """SI's state; every field is a tree like ``select(params)``.
+    """SI's state; every field is a tree like the regularised parameters.
 
     Attributes:
       anchor: ``theta*``, the parameters at the end of the last task (the
@@ -45,49 +46,49 @@ class SIState(NamedTuple):
     start: PyTree
 
 
-def si(*, c, xi=0.1, select: Callable = _classifier) -> Method:
+def si(model: Model, *, c, xi=0.1, select: Callable | None = None) -> Method:
     """Synaptic intelligence.
 
     Args:
+      model: the model (its ``main`` parameters are regularised).
       c: penalty strength (may be a tracer).
       xi: damping of ``Omega``'s denominator (may be a tracer).
-      select: the parameter subtree that is regularised.
+      select: the parameters regularised (default ``model.main``; frozen
+        leaves are left out).
 
     Returns:
       A method with one term, ``'penalty'`` ``= c * sum_i Omega_i
       (theta_i - theta*_i)**2`` (no 1/2); its state is an
       :class:`SIState`. ``update`` uses the gradient of the total loss
       (the penalty included), as the reference does.
-
-    Example::
-
-        m = si(c=hp['si.c'], xi=0.1)
-        m.loss(params, m.init(params, key), batch, ctx)  # {'penalty': 0.}
     """
-    def init(params, key):
-        del key  # unused
-        theta = select(params)
+    target = trainable_part(model, select)
+
+    def init(snap, ctx):
+        del ctx  # unused
+        theta = target(snap.params)
         return SIState(anchor=theta, omega=tree.zeros_like(theta),
                        path=tree.zeros_like(theta), start=theta)
 
-    def loss(params, mstate, batch, ctx):
-        del batch, ctx  # unused
-        dist = tree.weighted_sq_dist(mstate.omega, select(params),
+    def loss(mstate, fwd, ctx):
+        del ctx  # unused
+        dist = tree.weighted_sq_dist(mstate.omega, target(fwd.params),
                                      mstate.anchor)
         return {'penalty': c * dist}
 
-    def update(mstate, params, grads, new_params, ctx):
+    def update(mstate, step, ctx):
         del ctx  # unused
         path = jax.tree.map(lambda w, g, new, old: w - g * (new - old),
-                            mstate.path, select(grads), select(new_params),
-                            select(params))
+                            mstate.path, target(step.grads),
+                            target(step.new_params),
+                            target(step.params))
         return mstate._replace(path=path)
 
-    def consolidate(mstate, params, data, ctx):
-        del data, ctx  # unused
-        theta = select(params)
+    def consolidate(mstate, end, ctx):
+        del ctx  # unused
+        theta = target(end.params)
         omega = jax.tree.map(
-            lambda o, w, end, s: o + w / ((end - s) ** 2 + xi),
+            lambda o, w, e, s: o + w / ((e - s) ** 2 + xi),
             mstate.omega, mstate.path, theta, mstate.start)
         return SIState(anchor=theta, omega=omega,
                        path=tree.zeros_like(theta), start=theta)

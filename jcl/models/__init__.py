@@ -1,5 +1,14 @@
-"""Flax modules: classifiers, generators, CLR adapters."""
+"""Flax models behind the :class:`jcl.model.Model` interface."""
 
-from jcl.models.classifier import MLP, Classifier, mlp_classifier
+from jcl.models.classifier import (
+    MLP,
+    XdG,
+    mlp_classifier,
+    separate_classifiers,
+)
+from jcl.models.convnet import conv_classifier
+from jcl.models.paired import paired
+from jcl.models.vae import vae_model
 
-__all__ = ['MLP', 'Classifier', 'mlp_classifier']
+__all__ = ['MLP', 'XdG', 'conv_classifier', 'mlp_classifier', 'paired',
+           'separate_classifiers', 'vae_model']

@@ -1,18 +1,24 @@
 """The MLP classifier of the papers, with optional XdG context gating.
 
-Example::
-
-    clf = mlp_classifier((400, 400), num_outputs=10, input_dim=784)
-    params = {'classifier': clf.init(key)}
-    logits = clf.apply(params, x, task)          # [B, 10]
+>>> import jax, jax.numpy as jnp
+>>> clf = mlp_classifier((16, 16), num_outputs=4, input_dim=6,
+...                      xdg=XdG(num_tasks=2, proportion=0.5))
+>>> params, state = clf.init(jax.random.PRNGKey(0))
+>>> sorted(params), [g.shape for g in state['gates']]
+(['Dense_0', 'Dense_1', 'Dense_2'], [(2, 16), (2, 16)])
+>>> out, _ = clf.apply(params, state, jnp.ones((3, 6)),
+...                    jnp.array([0, 1, 1]), train=True)
+>>> out['logits'].shape
+(3, 4)
 """
 
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jcl.model import DenseTaps, Model, make_model
 from jcl.models.init import torch_bias_init, torch_init_tree, torch_kernel_init
 
 
@@ -57,7 +63,7 @@ class MLP(nn.Module):
 
     Attributes:
       hidden: units of each hidden layer, e.g. ``(400, 400)``.
-      num_outputs: output units (0: return the last hidden layer).
+      num_outputs: output units.
     """
 
     hidden: Sequence[int]
@@ -66,80 +72,43 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x, gates=None):
         """Args: x ``[B, D]``; gates: per hidden layer a ``[B, units]``
-        multiplicative mask (XdG), or ``None``. Returns ``[B, out]``."""
+        multiplicative mask (XdG), or ``None``.
+
+        Returns:
+          ``(logits [B, out], features [B, hidden[-1]])``.
+        """
         for layer, units in enumerate(self.hidden):
             gate = None if gates is None else gates[layer]
             x = nn.relu(Dense(units)(x, gate))
-        if self.num_outputs:
-            x = Dense(self.num_outputs)(x)
-        return x
+        return Dense(self.num_outputs)(x), x
 
 
-def _fast_init(net, input_dim):
+def fast_init(net, input_shape):
     """``key -> params`` of ``net`` with PyTorch's initialisation, drawn in
     one go (see :func:`jcl.models.init.torch_init_tree`)."""
     template = jax.eval_shape(
         lambda: net.init(jax.random.PRNGKey(0),
-                         jnp.zeros((1, input_dim))))['params']
+                         jnp.zeros((1,) + tuple(input_shape))))['params']
     return lambda key: torch_init_tree(key, template)
 
 
-class Classifier(NamedTuple):
-    """A classifier as two pure functions.
+class XdG(NamedTuple):
+    """Context-dependent gating (Masse et al. 2018): per task and hidden
+    layer a fixed random ``proportion`` of the units is gated off.
 
     Attributes:
-      init: ``key -> params['classifier']``.
-      apply: ``(params, x, task) -> logits``; ``params`` is the whole
-        parameter dict, so frozen parts (``params['gates']``, the XdG masks
-        ``[T, units]`` per layer) are used when present.
-      hidden: the hidden layer sizes (for methods that add gates).
+      num_tasks: tasks to draw gates for. proportion: the fraction gated
+        off (may be a tracer: a grid over it is one vmapped program).
     """
 
-    init: Callable
-    apply: Callable
-    hidden: tuple
-
-
-def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
-                   input_dim: int) -> Classifier:
-    """The MLP classifier ``input_dim - hidden... - num_outputs``.
-
-    Its ``apply`` carries ``apply.dense_taps``, ``(params, x, task,
-    perturbations) -> (logits, inputs)``: the same network with the
-    :class:`Dense` perturbations ``perturbations[layer] = {'pre', 'out'}``
-    (each ``[B, units]``) added, also returning each layer's input
-    ``inputs[layer]`` (``[B, in]``); the layers are the entries of
-    ``params['classifier']`` (``'Dense_0'``, ...). Per-example gradients
-    of a dense network need no more (:func:`jcl.methods.ewc.fisher_diagonal`
-    uses it).
-    """
-    net = MLP(tuple(hidden), num_outputs)
-    init = _fast_init(net, input_dim)
-
-    def task_gates(params, task):
-        gates = params.get('gates')
-        return None if gates is None else [g[task] for g in gates]
-
-    def apply(params, x, task):
-        return net.apply({'params': params['classifier']}, x,
-                         task_gates(params, task))
-
-    def dense_taps(params, x, task, perturbations):
-        logits, state = net.apply(
-            {'params': params['classifier'], 'perturbations': perturbations},
-            x, task_gates(params, task), mutable=['intermediates'])
-        inputs = {name: layer['input'][0]
-                  for name, layer in state['intermediates'].items()}
-        return logits, inputs
-
-    apply.dense_taps = dense_taps
-    return Classifier(init, apply, tuple(hidden))
+    num_tasks: int
+    proportion: float
 
 
 def xdg_gates(key, hidden: Sequence[int], *, num_tasks: int,
               proportion) -> list:
-    """XdG masks: per task and hidden layer, a random ``proportion`` of the
-    units is gated off (0), the rest kept (1).
+    """XdG masks: per task and hidden layer, exactly ``round(proportion *
+    units)`` units are gated off (0), the rest kept (1).
 
     Returns:
       one float32 ``[num_tasks, units]`` array per hidden layer.
@@ -148,15 +117,60 @@ def xdg_gates(key, hidden: Sequence[int], *, num_tasks: int,
     for layer, units in enumerate(hidden):
         k = jax.random.fold_in(key, layer)
         scores = jax.random.uniform(k, (num_tasks, units))
-        # exactly round(proportion * units) lowest-scoring units are off
         n_off = jnp.round(proportion * units).astype(jnp.int32)
         ranks = jnp.argsort(jnp.argsort(scores, axis=1), axis=1)
         gates.append((ranks >= n_off).astype(jnp.float32))
     return gates
 
 
+def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
+                   input_dim: int, xdg: XdG | None = None) -> Model:
+    """The MLP classifier ``input_dim - hidden... - num_outputs``.
+
+    Parameters are the Flax tree ``{'Dense_0': {'kernel', 'bias'}, ...}``
+    drawn from the key as PyTorch's ``nn.Linear`` would. With ``xdg`` the
+    model state holds the gates (``{'gates': [per layer [T, units]]}``,
+    drawn from ``fold_in(key, 1)``), applied by each example's task.
+
+    Views: ``'taps'`` (:class:`jcl.model.DenseTaps`).
+    """
+    net = MLP(tuple(hidden), num_outputs)
+    init_params = fast_init(net, (input_dim,))
+
+    def init(key):
+        state = {}
+        if xdg is not None:
+            state['gates'] = xdg_gates(jax.random.fold_in(key, 1), hidden,
+                                       num_tasks=xdg.num_tasks,
+                                       proportion=xdg.proportion)
+        return init_params(key), state
+
+    def task_gates(state, task):
+        gates = state.get('gates')
+        return None if gates is None else [g[task] for g in gates]
+
+    def apply(params, state, x, task, *, train=False):
+        del train  # no layer behaves differently in training
+        logits, features = net.apply({'params': params}, x,
+                                     task_gates(state, task))
+        return {'logits': logits, 'features': features}, state
+
+    def taps(params, state, x, task, perturbations):
+        (logits, _), found = net.apply(
+            {'params': params, 'perturbations': perturbations}, x,
+            task_gates(state, task), mutable=['intermediates'])
+        inputs = {name: layer['input'][0]
+                  for name, layer in found['intermediates'].items()}
+        return logits, inputs
+
+    dims = '-'.join(str(d) for d in (input_dim, *hidden, num_outputs))
+    return make_model(init=init, apply=apply,
+                      views={'taps': DenseTaps(lambda p: p, taps)},
+                      name=f'mlp {dims}' + (' with XdG' if xdg else ''))
+
+
 def separate_classifiers(hidden: Sequence[int], *, num_tasks: int,
-                         num_outputs: int, input_dim: int) -> Classifier:
+                         num_outputs: int, input_dim: int) -> Model:
     """One small network per task ("separate networks", Task-IL).
 
     The networks are stacked on a leading task axis; every example goes
@@ -169,14 +183,18 @@ def separate_classifiers(hidden: Sequence[int], *, num_tasks: int,
     per network.
     """
     net = MLP(tuple(hidden), num_outputs)
-    one = _fast_init(net, input_dim)
+    one = fast_init(net, (input_dim,))
 
     def init(key):
-        return jax.vmap(one)(jax.random.split(key, num_tasks))
+        return jax.vmap(one)(jax.random.split(key, num_tasks)), {}
 
-    def apply(params, x, task):
-        every = jax.vmap(lambda p: net.apply({'params': p}, x))(
-            params['classifier'])                       # [T, B, C]
-        return jnp.take_along_axis(every, task[None, :, None], 0)[0]
+    def apply(params, state, x, task, *, train=False):
+        del train  # unused
+        logits, feats = jax.vmap(lambda p: net.apply({'params': p}, x))(
+            params)                                     # [T, B, ...]
+        pick = task[None, :, None]
+        return {'logits': jnp.take_along_axis(logits, pick, 0)[0],
+                'features': jnp.take_along_axis(feats, pick, 0)[0]}, state
 
-    return Classifier(init, apply, tuple(hidden))
+    return make_model(init=init, apply=apply,
+                      name=f'{num_tasks} separate networks')

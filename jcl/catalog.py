@@ -1,0 +1,143 @@
+"""The papers' protocols by name, with their defaults and task orders.
+
+>>> spec = protocol_spec('split-mnist')
+>>> spec.hidden, spec.iters, spec.lr, spec.batch
+((400, 400), 2000, 0.001, 128)
+>>> shuffled_order('split-mnist', 1).reshape(5, 2).tolist()
+[[4, 6], [0, 5], [3, 9], [2, 7], [8, 1]]
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from jcl import protocols
+from jcl.errors import ConfigError
+
+
+class ProtocolSpec(NamedTuple):
+    """Defaults of a named protocol (the papers' values).
+
+    Attributes:
+      dataset: the data set it is built from.
+      kind: ``'split'`` (classes split into tasks) or ``'permuted'``.
+      hidden: the MLP's hidden layers.
+      iters: iterations per task. lr: Adam's learning rate. batch: the
+        minibatch size.
+      num_tasks: number of tasks (permuted MNIST: the default number of
+        permutations).
+      num_classes: classes of the data set.
+      separate_hidden: hidden units of each network of "separate
+        networks" (the NMI code's budget-matched sizes).
+      doc: a one-line description.
+    """
+
+    dataset: str
+    kind: str
+    hidden: tuple
+    iters: int
+    lr: float
+    batch: int
+    num_tasks: int
+    num_classes: int
+    separate_hidden: tuple
+    doc: str
+
+
+PROTOCOLS = {
+    'split-mnist': ProtocolSpec(
+        'mnist', 'split', (400, 400), 2000, 1e-3, 128, 5, 10, (100, 100),
+        'MNIST digits 0/1, 2/3, ..., 8/9; MLP 784-400-400'),
+    'split-fashion-mnist': ProtocolSpec(
+        'fashion-mnist', 'split', (400, 400), 2000, 1e-3, 128, 5, 10,
+        (100, 100), 'Fashion-MNIST classes 0/1, ..., 8/9; MLP 784-400-400'),
+    'permuted-mnist': ProtocolSpec(
+        'mnist', 'permuted', (1000, 1000), 5000, 1e-4, 128, 10, 10,
+        (400, 400), 'MNIST padded to 32x32, fixed pixel permutations; MLP '
+        '1024-1000-1000-10 (NMI code)'),
+    'split-cifar10': ProtocolSpec(
+        'cifar10', 'split', (2000, 2000), 5000, 1e-4, 256, 5, 10,
+        (400, 400), 'CIFAR-10 in 5 tasks of 2 classes'),
+    'split-cifar100': ProtocolSpec(
+        'cifar100', 'split', (2000, 2000), 5000, 1e-4, 256, 10, 100,
+        (400, 400), 'CIFAR-100 in 10 tasks of 10 classes'),
+}
+
+
+def protocol_spec(name: str) -> ProtocolSpec:
+    """The :class:`ProtocolSpec` of ``name``, or a clear error."""
+    if name not in PROTOCOLS:
+        raise ConfigError(f'unknown protocol {name!r}; choose one of '
+                          f'{", ".join(PROTOCOLS)}')
+    return PROTOCOLS[name]
+
+
+def shuffled_order(name: str, seed: int) -> np.ndarray:
+    """The NMI code's class order for ``seed`` (split protocols).
+
+    The NMI code (GMvandeVen/continual-learning e6d795a, ``main.py`` and
+    ``data/load.py``) seeds numpy's global generator with the seed, draws
+    ``p = permutation(num_classes)`` and relabels class ``y`` as ``p[y]``:
+    output unit ``k`` holds the class ``y`` with ``p[y] = k``, so the
+    order is ``argsort(p)``. Seed 0 is its exception: the fixed order.
+    (The BI-R paper's code keeps the fixed order for all seeds below 10.)
+    """
+    spec = protocol_spec(name)
+    if seed == 0:
+        return np.arange(spec.num_classes)
+    p = np.random.RandomState(seed).permutation(spec.num_classes)
+    return np.argsort(p)
+
+
+def class_order(name: str, order: str, seed: int):
+    """``None`` (the papers' fixed order) or the seed's shuffled order."""
+    if order == 'fixed':
+        return None
+    if order == 'shuffled':
+        return shuffled_order(name, seed)
+    raise ConfigError(f'unknown class order {order!r}; choose fixed or '
+                      'shuffled')
+
+
+def load_arrays(name: str, data_dir=None) -> dict:
+    """The uint8 arrays of a named protocol's data set."""
+    from jcl import datasets
+    spec = protocol_spec(name)
+    if spec.dataset == 'mnist':
+        return datasets.load_mnist()
+    if spec.dataset == 'fashion-mnist':
+        return datasets.load_fashion_mnist(data_dir)
+    return datasets.load_cifar(spec.dataset, data_dir)
+
+
+def load_protocol(name: str, scenario: str, *, num_tasks=None,
+                  class_order=None, data_dir=None, perm_seed=0,
+                  validation=0.0, arrays=None) -> protocols.Protocol:
+    """Loads the data of a named protocol and lays out its tasks.
+
+    Args:
+      name: a key of :data:`PROTOCOLS`. scenario: task/domain/class.
+      num_tasks: permuted MNIST's number of permutations.
+      class_order: split protocols' class order (default: fixed 0, 1, ...).
+      data_dir: where Fashion-MNIST IDX or CIFAR python files are.
+      perm_seed: seed of the permutations.
+      validation: fraction of each task's training data held out as
+        ``protocol.valid`` (0: none).
+      arrays: the data set's arrays, if already loaded.
+    """
+    spec = protocol_spec(name)
+    protocols.check_scenario(scenario)
+    if arrays is None:
+        arrays = load_arrays(name, data_dir)
+    if spec.kind == 'permuted':
+        proto = protocols.permuted(name, arrays, scenario,
+                                   num_tasks=num_tasks or spec.num_tasks,
+                                   seed=perm_seed)
+    else:
+        per_task = (int(np.max(arrays['train_y'])) + 1) // spec.num_tasks
+        proto = protocols.class_split(name, arrays, scenario,
+                                      classes_per_task=per_task,
+                                      class_order=class_order)
+    if validation:
+        proto = protocols.with_validation(proto, validation)
+    return proto

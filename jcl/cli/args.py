@@ -1,0 +1,109 @@
+"""The command line's arguments: the parser and the value syntax.
+
+>>> parse_grid(['si.c=1:100:3'])
+{'si.c': [1.0, 10.0, 100.0]}
+>>> parse_sets(['ewc.lambda=1e5'])
+{'ewc.lambda': 100000.0}
+"""
+
+import argparse
+
+import numpy as np
+
+from jcl.errors import ConfigError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog='jcl', description='Continual learning in JAX.')
+    sub = p.add_subparsers(dest='command', required=True)
+    r = sub.add_parser('run', help='train and evaluate on a protocol')
+    r.add_argument('--protocol', required=True,
+                   help='split-mnist, split-fashion-mnist, permuted-mnist, '
+                   'split-cifar10, split-cifar100')
+    r.add_argument('--scenario', required=True,
+                   help='task, domain, class, a comma list, or all')
+    r.add_argument('--method', required=True,
+                   help='comma list of methods; + combines (e.g. none,joint)')
+    r.add_argument('--seeds', type=int, default=1,
+                   help='number of seeds, trained at once: seeds FIRST.. '
+                   'FIRST+N-1 with FIRST from --first-seed (default 0)')
+    r.add_argument('--first-seed', type=int, default=0,
+                   help='the first seed (the NMI code reports seeds 2..21 '
+                   'with --class-order shuffled)')
+    r.add_argument('--iters', type=int, default=None,
+                   help='iterations per task (default: the paper value)')
+    r.add_argument('--batch', type=int, default=None,
+                   help='minibatch size (default: the paper value)')
+    r.add_argument('--lr', type=float, default=None,
+                   help='learning rate (default: the paper value)')
+    r.add_argument('--permutations', type=int, default=None,
+                   help='permuted MNIST: number of tasks (default 10)')
+    r.add_argument('--class-order', choices=('fixed', 'shuffled'),
+                   default='fixed',
+                   help='split protocols: the papers\' fixed order, or the '
+                   'NMI code\'s order shuffled per seed')
+    r.add_argument('--set', action='append', default=[], metavar='NAME=V',
+                   help='a method hyperparameter, e.g. ewc.lambda=1e5')
+    r.add_argument('--grid', action='append', default=[],
+                   metavar='NAME=SPEC',
+                   help='search a hyperparameter: V1,V2,... or START:STOP:N '
+                   '(log-spaced), e.g. ewc.lambda=1:1e12:13; several '
+                   '--grid flags form a product; all points and seeds run '
+                   'as one vmapped program')
+    r.add_argument('--validation', type=float, default=None,
+                   help='fraction of each task\'s training data held out '
+                   'to choose grid points (default 0.1 with --grid)')
+    r.add_argument('--data-dir', default=None,
+                   help='folder of Fashion-MNIST IDX / CIFAR python files')
+    r.add_argument('--seed-chunk', type=int, default=None,
+                   help='seeds per compiled group (default: all)')
+    r.add_argument('--out', default=None, help='results folder')
+    r.add_argument('--overwrite', action='store_true',
+                   help='replace a finished results folder')
+    rep = sub.add_parser('report', help='rebuild summaries and plots')
+    rep.add_argument('folder')
+    return p
+
+
+def parse_sets(items) -> dict:
+    """``['NAME=VALUE', ...]`` -> ``{NAME: float}``."""
+    hp = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            raise ConfigError(f'--set {item!r}: expected NAME=VALUE')
+        try:
+            hp[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f'--set {item!r}: {value!r} is not a '
+                              'number') from None
+    return hp
+
+
+def parse_grid(items) -> dict:
+    """``['NAME=V1,V2', 'NAME=START:STOP:N']`` -> ``{NAME: [values]}``."""
+    grid = {}
+    for item in items:
+        name, sep, spec = item.partition('=')
+        name = name.strip()
+        if not sep or not name or not spec:
+            raise ConfigError(f'--grid {item!r}: expected NAME=V1,V2,... or '
+                              'NAME=START:STOP:N')
+        try:
+            if ':' in spec:
+                a, b, n = spec.split(':')
+                a, b, n = float(a), float(b), int(n)
+                if a <= 0 or b <= 0 or n < 2:
+                    raise ValueError
+                values = np.logspace(np.log10(a), np.log10(b), n)
+            else:
+                values = np.array([float(v) for v in spec.split(',')])
+        except ValueError:
+            raise ConfigError(f'--grid {item!r}: values must be numbers '
+                              '(START:STOP:N needs START, STOP > 0 and '
+                              'N >= 2)') from None
+        if name in grid:
+            raise ConfigError(f'--grid {name} given twice')
+        grid[name] = [float(v) for v in values]
+    return grid

@@ -1,0 +1,165 @@
+"""From parsed arguments to the full, validated run configuration.
+
+The configuration is a plain dict (written to ``config.json``, hashed to
+recognise a folder's run): every name resolved, every default filled in,
+the class order of every seed written out.
+
+>>> grid_points({'a': [1, 2], 'b': [3]})
+[{'a': 1, 'b': 3}, {'a': 2, 'b': 3}]
+"""
+
+import hashlib
+import json
+
+import numpy as np
+
+from jcl import catalog, registry
+from jcl.cli.args import parse_grid, parse_sets
+from jcl.errors import ConfigError
+
+SCENARIO_CHOICES = ('task', 'domain', 'class')
+
+
+def grid_points(grid: dict) -> list:
+    """The cartesian product of a grid as a list of ``{name: value}``."""
+    points = [{}]
+    for name, values in grid.items():
+        points = [{**p, name: v} for p in points for v in values]
+    return points
+
+
+def task_classes(protocol: str, order: str, seed: int):
+    """The original classes of each task, in output order, for one seed
+    (split protocols; ``None`` for permuted ones)."""
+    spec = catalog.protocol_spec(protocol)
+    if spec.kind != 'split':
+        return None
+    got = catalog.class_order(protocol, order, seed)
+    classes = np.arange(spec.num_classes) if got is None else got
+    return classes.reshape(spec.num_tasks, -1).tolist()
+
+
+def _scenarios(text):
+    if text == 'all':
+        return list(SCENARIO_CHOICES)
+    scenarios = [s.strip() for s in text.split(',')]
+    for s in scenarios:
+        if s not in SCENARIO_CHOICES:
+            raise ConfigError(f'unknown scenario {s!r}; choose from '
+                              'task, domain, class, all')
+    return scenarios
+
+
+def _check_counts(args, iters, batch):
+    if args.seeds < 1:
+        raise ConfigError(f'--seeds must be >= 1, got {args.seeds}')
+    if args.first_seed < 0:
+        raise ConfigError(f'--first-seed must be >= 0, got '
+                          f'{args.first_seed}')
+    if iters < 1:
+        raise ConfigError(f'--iters must be >= 1, got {iters}')
+    if batch < 1:
+        raise ConfigError(f'--batch must be >= 1, got {batch}')
+    if args.permutations is not None and args.permutations < 1:
+        raise ConfigError('--permutations must be >= 1')
+    if args.seed_chunk is not None and args.seed_chunk < 1:
+        raise ConfigError('--seed-chunk must be >= 1')
+
+
+def _hparams(methods, scenarios, protocol, lr, batch, sets, grid):
+    hps = {}
+    for m in methods:
+        parts = registry.parse_method(m)
+        for s in scenarios:
+            registry.check_scenario(parts, s)
+            hp = registry.default_hparams(parts, lr=lr, protocol=protocol,
+                                          scenario=s, batch=batch)
+            hp.update({k: v for k, v in sets.items() if k in hp})
+            registry.check_hparams(parts, hp)
+            for k, values in grid.items():
+                if k in hp:
+                    if k in registry.static_hparams(parts):
+                        raise ConfigError(
+                            f'--grid {k}: it sets a shape, so it takes one '
+                            'value per run (use --set)')
+                    registry.check_hparams(parts, {k: np.array(values)})
+            hps[f'{s}/{m}'] = hp
+    used = set().union(*(set(h) for h in hps.values()))
+    for k in list(sets) + list(grid):
+        if k not in used:
+            raise ConfigError(f'--set {k}: no selected method has this '
+                              f'hyperparameter (known: '
+                              f'{", ".join(sorted(used))})')
+    return hps
+
+
+def resolve(args) -> dict:
+    """Turns arguments into the full, validated run configuration."""
+    spec = catalog.protocol_spec(args.protocol)
+    scenarios = _scenarios(args.scenario)
+    methods = [m.strip() for m in args.method.split(',') if m.strip()]
+    if not methods:
+        raise ConfigError('--method: give at least one method')
+    iters = spec.iters if args.iters is None else args.iters
+    batch = spec.batch if args.batch is None else args.batch
+    lr = spec.lr if args.lr is None else args.lr
+    _check_counts(args, iters, batch)
+    sets = parse_sets(args.set)
+    grid = parse_grid(args.grid)
+    validation = args.validation
+    if validation is None:
+        validation = 0.1 if grid else 0.0
+    if validation and not 0.0 < validation < 1.0:
+        raise ConfigError(f'--validation must be in (0, 1), got '
+                          f'{validation}')
+    hps = _hparams(methods, scenarios, args.protocol, lr, batch, sets, grid)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    cfg = {
+        'protocol': args.protocol, 'scenarios': scenarios,
+        'methods': methods, 'hparams': hps, 'seeds': args.seeds,
+        'iters': iters, 'batch': batch, 'hidden': list(spec.hidden),
+        'num_tasks': (args.permutations or spec.num_tasks),
+        'class_order': args.class_order, 'data_dir': args.data_dir,
+        'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
+        'validation': validation, 'first_seed': args.first_seed,
+    }
+    if spec.kind == 'split':
+        cfg['task_classes'] = {str(s): task_classes(args.protocol,
+                                                    args.class_order, s)
+                               for s in seeds}
+    return cfg
+
+
+def scenario_config(cfg: dict, scenario: str) -> dict:
+    """The part of ``cfg`` that one scenario's folder ran."""
+    return {**cfg, 'scenarios': [scenario],
+            'hparams': {k: v for k, v in cfg['hparams'].items()
+                        if k.startswith(f'{scenario}/')}}
+
+
+def config_hash(cfg) -> str:
+    """A short hash of everything that decides a run's numbers."""
+    text = json.dumps({k: v for k, v in cfg.items()
+                       if k not in ('data_dir', 'hash')}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def config_diff(old, new, most=3) -> str:
+    """The first few settings in which two configs differ, as
+    ``key: old -> new`` (nested keys joined with '.')."""
+    def flat(d, prefix=''):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f'{prefix}{k}.'))
+            else:
+                out[f'{prefix}{k}'] = v
+        return out
+    a = flat({k: v for k, v in old.items() if k not in ('hash', 'data_dir')})
+    b = flat({k: v for k, v in new.items() if k not in ('hash', 'data_dir')})
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    parts = [f'{k}: {a.get(k, "unset")} -> {b.get(k, "unset")}'
+             for k in keys[:most]]
+    if len(keys) > most:
+        parts.append(f'and {len(keys) - most} more')
+    return ', '.join(parts)

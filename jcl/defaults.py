@@ -1,0 +1,52 @@
+"""The references' hyperparameter values per protocol and scenario.
+
+The NMI code's grid-searched values (``params/param_values.py`` of
+GMvandeVen/continual-learning), which it found with Class-IL over all
+output units; see BUILD_NOTES.md. Protocols without their own values take
+the scenario's split MNIST value.
+
+>>> ewc_lambda('split-mnist', 'domain'), si_c('permuted-mnist', 'class')
+(10000000000.0, 5.0)
+"""
+
+
+def _table(values, fallback):
+    """Defaults from a ``{(protocol, scenario): value}`` table."""
+    def get(protocol, scenario):
+        return values.get((protocol, scenario),
+                          values.get(scenario, fallback))
+    return get
+
+
+ewc_lambda = _table({
+    ('split-mnist', 'task'): 1e5, ('split-mnist', 'domain'): 1e10,
+    ('split-mnist', 'class'): 1e9, ('permuted-mnist', 'task'): 100.0,
+    ('permuted-mnist', 'domain'): 100.0,
+    ('permuted-mnist', 'class'): 100.0, 'task': 1e5, 'domain': 1e10,
+    'class': 1e9}, 1e5)
+
+si_c = _table({
+    ('split-mnist', 'task'): 10.0, ('split-mnist', 'domain'): 5e4,
+    ('split-mnist', 'class'): 5e3, ('permuted-mnist', 'task'): 10.0,
+    ('permuted-mnist', 'domain'): 10.0, ('permuted-mnist', 'class'): 5.0,
+    'task': 10.0, 'domain': 5e4, 'class': 5e3}, 10.0)
+
+xdg_proportion = _table({('split-mnist', 'task'): 0.9,
+                         ('permuted-mnist', 'task'): 0.6}, 0.9)
+
+
+def lwf_class_mean(protocol, scenario):
+    """LwF's distillation is summed over classes (SPEC.md, the NMI code
+    since May 2019) except on permuted MNIST, whose published numbers
+    (arXiv 1809.10635, 2018) come from the code that averaged over
+    classes: jcl measures 73.75 with the mean and 37.28 with the sum
+    against the published 72.64 (BUILD_NOTES.md)."""
+    del scenario  # unused
+    return 1.0 if protocol == 'permuted-mnist' else 0.0
+
+
+def fisher_samples(protocol, scenario):
+    """The NMI code uses the whole task (0 here) for split protocols,
+    1000 samples for permuted MNIST (60,000 examples per task)."""
+    del scenario  # unused
+    return 1000.0 if protocol == 'permuted-mnist' else 0.0

