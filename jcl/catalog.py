@@ -112,7 +112,8 @@ def load_arrays(name: str, data_dir=None) -> dict:
 
 def load_protocol(name: str, scenario: str, *, num_tasks=None,
                   class_order=None, data_dir=None, perm_seed=0,
-                  validation=0.0, arrays=None) -> protocols.Protocol:
+                  validation=0.0, arrays=None,
+                  class_outputs='seen') -> protocols.Protocol:
     """Loads the data of a named protocol and lays out its tasks.
 
     Args:
@@ -124,6 +125,8 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
       validation: fraction of each task's training data held out as
         ``protocol.valid`` (0: none).
       arrays: the data set's arrays, if already loaded.
+      class_outputs: Class-IL's active units, ``'seen'`` or ``'all'``
+        (:func:`jcl.protocols.active_table`).
     """
     spec = protocol_spec(name)
     protocols.check_scenario(scenario)
@@ -132,12 +135,14 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
     if spec.kind == 'permuted':
         proto = protocols.permuted(name, arrays, scenario,
                                    num_tasks=num_tasks or spec.num_tasks,
-                                   seed=perm_seed)
+                                   seed=perm_seed,
+                                   class_outputs=class_outputs)
     else:
         per_task = (int(np.max(arrays['train_y'])) + 1) // spec.num_tasks
         proto = protocols.class_split(name, arrays, scenario,
                                       classes_per_task=per_task,
-                                      class_order=class_order)
+                                      class_order=class_order,
+                                      class_outputs=class_outputs)
     if validation:
         proto = protocols.with_validation(proto, validation)
     return proto

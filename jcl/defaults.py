@@ -50,3 +50,11 @@ def fisher_samples(protocol, scenario):
     1000 samples for permuted MNIST (60,000 examples per task)."""
     del scenario  # unused
     return 1000.0 if protocol == 'permuted-mnist' else 0.0
+
+
+def buffer_per_class(protocol, scenario):
+    """Examples stored per class by the buffer methods (the NMI code's
+    ``--budget``): 100, and 10 on permuted MNIST (60,000 examples per
+    task, 10 classes each)."""
+    del scenario  # unused
+    return 10.0 if protocol == 'permuted-mnist' else 100.0

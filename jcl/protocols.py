@@ -65,20 +65,37 @@ class Protocol(NamedTuple):
     def num_tasks(self) -> int:
         return int(self.active.shape[0])
 
+    @property
+    def classes_per_task(self) -> int:
+        """Classes of one task (the units active for task 1's data after
+        task 1, in every scenario)."""
+        return int(np.asarray(self.active)[0, 0].sum())
 
-def active_table(scenario: str, task_outputs: list) -> np.ndarray:
+
+CLASS_OUTPUTS = ('seen', 'all')
+
+
+def active_table(scenario: str, task_outputs: list,
+                 class_outputs: str = 'seen') -> np.ndarray:
     """The ``[T, T, C]`` active-output table of a scenario.
 
     Args:
       scenario: ``'task'``, ``'domain'`` or ``'class'``.
       task_outputs: for each task, the output units of its classes (for
         Domain-IL all tasks share the same units).
+      class_outputs: Class-IL's active units: ``'seen'``, the classes of
+        the tasks so far (SPEC.md, the BI-R paper's code), or ``'all'``,
+        every unit from the first task on (the NMI 2022 code's default,
+        ``--active-classes=all``).
 
     Returns:
       Task-IL: ``active[i, j]`` = units of task ``j``; Domain-IL: all
-      units; Class-IL: units of tasks ``0..i``.
+      units; Class-IL: units of tasks ``0..i`` (or all units).
     """
     check_scenario(scenario)
+    if class_outputs not in CLASS_OUTPUTS:
+        raise ConfigError(f'unknown class outputs {class_outputs!r}; '
+                          f'choose one of {", ".join(CLASS_OUTPUTS)}')
     num_tasks = len(task_outputs)
     size = max(max(u) for u in task_outputs) + 1
     own = np.zeros((num_tasks, size), bool)
@@ -89,6 +106,8 @@ def active_table(scenario: str, task_outputs: list) -> np.ndarray:
     if scenario == 'domain':
         return np.ones((num_tasks, num_tasks, size), bool)
     seen = np.cumsum(own, axis=0) > 0
+    if class_outputs == 'all':
+        seen = np.ones_like(seen)
     return np.broadcast_to(seen[:, None], (num_tasks,) + own.shape).copy()
 
 
@@ -113,7 +132,8 @@ def _split_tables(labels, task_classes):
 
 
 def class_split(name, arrays, scenario, *, classes_per_task=2,
-                class_order=None, prepare=pixels, flatten=True) -> Protocol:
+                class_order=None, prepare=pixels, flatten=True,
+                class_outputs='seen') -> Protocol:
     """A split protocol (split MNIST, split Fashion-MNIST, split CIFAR).
 
     Args:
@@ -127,6 +147,7 @@ def class_split(name, arrays, scenario, *, classes_per_task=2,
       prepare: the protocol's preprocessing of raw inputs.
       flatten: store each image as one vector (MLPs); ``False`` keeps
         its shape (convolutional models).
+      class_outputs: Class-IL's active units (see :func:`active_table`).
 
     Returns:
       A :class:`Protocol`. Targets are the class's rank in ``class_order``
@@ -171,14 +192,14 @@ def class_split(name, arrays, scenario, *, classes_per_task=2,
     train = split(arrays['train_x'], arrays['train_y'])
     return Protocol(name, scenario, train,
                     split(arrays['test_x'], arrays['test_y']),
-                    active_table(scenario, outputs),
+                    active_table(scenario, outputs, class_outputs),
                     tuple(train.images.shape[1:]),
                     len(set(sum(outputs, []))), prepare,
                     task_classes=task_classes.tolist())
 
 
 def permuted(name, arrays, scenario, *, num_tasks=10, seed=0, pad_to=32,
-             first_identity=True) -> Protocol:
+             first_identity=True, class_outputs='seen') -> Protocol:
     """Permuted MNIST: each task permutes the pixels of the padded image.
 
     Args:
@@ -225,7 +246,7 @@ def permuted(name, arrays, scenario, *, num_tasks=10, seed=0, pad_to=32,
     return Protocol(name, scenario, build(arrays['train_x'],
                                           arrays['train_y']),
                     build(arrays['test_x'], arrays['test_y']),
-                    active_table(scenario, outputs), (size,),
+                    active_table(scenario, outputs, class_outputs), (size,),
                     len(set(sum(outputs, []))))
 
 

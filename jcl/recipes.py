@@ -27,13 +27,8 @@ from jcl.models.classifier import XdG, mlp_classifier, separate_classifiers
 from jcl.models.paired import paired
 from jcl.models.vae import vae_model
 from jcl.protocols import Protocol
-from jcl.registry import (
-    METHODS,
-    BuildCtx,
-    ModelNeeds,
-    check_scenario,
-    model_needs,
-)
+from jcl.registry import METHODS, check_scenario, model_needs
+from jcl.specs import BuildCtx, ModelNeeds
 from jcl.train import Learner
 
 LATENT = 100  # the references' VAE latent size
@@ -92,9 +87,11 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
         return build_model(protocol, spec, needs, hp, hidden=hidden)
 
     def make_method(hp, model):
-        ctx = BuildCtx(model, protocol.num_tasks, batch, protocol.name,
+        ctx = BuildCtx(model, protocol, batch, protocol.name,
                        dict(static_max or {}))
-        current, replay, other = [('ce', supervised())], [], []
+        own = any(METHODS[p].own_objective for p in parts)
+        current = [] if own else [('ce', supervised())]
+        replay, other = [], []
         for p in parts:
             members = METHODS[p].build(ctx, hp)
             current += members.current

@@ -1,11 +1,5 @@
-"""The methods of the command line: what each needs and how it is built.
-
-A :class:`MethodSpec` describes a method by its needs, never by protocol
-names: which model it needs (:class:`ModelNeeds`: XdG gates, a generator,
-a network per task), which data (all tasks so far, for Joint), its
-hyperparameters with defaults and checks, the scenarios it is defined
-for, and how to build its members, each in its role (current data,
-replayed data, other) for :func:`jcl.combine.replay_weighted`.
+"""The methods of the command line (one :class:`jcl.specs.MethodSpec`
+each) and the checks of a composition's names and values.
 
 >>> parse_method('gr+si')
 ['gr', 'si']
@@ -14,84 +8,22 @@ replayed data, other) for :func:`jcl.combine.replay_weighted`.
 [('lr', 0.001), ('si.c', 5000.0), ('si.xi', 0.1)]
 """
 
-from typing import Callable, NamedTuple
-
 import numpy as np
 
 from jcl import defaults
 from jcl.errors import ConfigError
-
-
-class ModelNeeds(NamedTuple):
-    """What a method asks of the model.
-
-    Attributes:
-      xdg: the hyperparameter holding XdG's gated proportion, or ``None``.
-      generator: a generator beside the classifier (generative replay).
-      separate: one network per task instead of one shared network.
-    """
-
-    xdg: str | None = None
-    generator: bool = False
-    separate: bool = False
-
-
-class Members(NamedTuple):
-    """A method's members by role: ``(name, Method)`` lists."""
-
-    current: list = []
-    replay: list = []
-    other: list = []
-
-
-class BuildCtx(NamedTuple):
-    """What a method builder may use."""
-
-    model: object          # the jcl.model.Model
-    num_tasks: int
-    batch: int
-    protocol: str          # for per-protocol defaults of static values
-    static_max: dict       # hp name -> largest value over vmapped rows
-
-
-def _nothing(ctx, hp):
-    del ctx, hp  # unused
-    return Members()
-
-
-class MethodSpec(NamedTuple):
-    """A named method of the command line.
-
-    Attributes:
-      build: ``(ctx: BuildCtx, hp) -> Members``.
-      defaults: ``(protocol, scenario, batch) -> {hp name: default}``.
-      checks: hyperparameter name -> (predicate, requirement text).
-      model: the model the method needs.
-      joint: trains on the data of all tasks so far.
-      scenarios: the scenarios the method is defined for.
-      reset_optimizer: fresh optimiser state at every task start.
-      static: hyperparameters that set a shape or a loop length (one value
-        per run: settable with ``--set``, not a ``--grid`` axis).
-    """
-
-    build: Callable = _nothing
-    defaults: Callable = lambda p, s, b: {}  # noqa: E731
-    checks: dict = {}
-    model: ModelNeeds = ModelNeeds()
-    joint: bool = False
-    scenarios: tuple = ('task', 'domain', 'class')
-    reset_optimizer: bool = False
-    static: tuple = ()
-
-
-NONNEG = (lambda v: v >= 0, 'must be >= 0')
-POSITIVE = (lambda v: v > 0, 'must be > 0')
-UNIT = (lambda v: 0 <= v < 1, 'must be in [0, 1)')
-SWITCH = (lambda v: v in (0, 1), 'must be 0 or 1')
-SAMPLES = (lambda v: v >= 0 and float(v).is_integer(),
-           'must be a whole number of examples (0: the whole task)')
-REPLAY_SIZE = (lambda v: v >= 1 and float(v).is_integer() and v <= 1 << 16,
-               'must be a whole number of replayed inputs, 1..65536')
+from jcl.specs import (
+    BUDGET,
+    NONNEG,
+    POSITIVE,
+    REPLAY_SIZE,
+    SAMPLES,
+    SWITCH,
+    UNIT,
+    Members,
+    MethodSpec,
+    ModelNeeds,
+)
 
 
 def _static(ctx, name, default):
@@ -137,6 +69,51 @@ def _gr(name, distill):
                 replay_size=size, replay_count=hp['gr.replay_size'],
                 num_tasks=ctx.num_tasks))])
     return build
+
+
+def _er(ctx, hp):
+    from jcl.methods.er import er
+    return Members(replay=[('er', er(
+        ctx.model, per_class=_static(ctx, 'er.per_class', 100),
+        replay_size=_static(ctx, 'er.replay_size', ctx.batch),
+        **ctx.buffer_layout()))])
+
+
+def _agem(ctx, hp):
+    from jcl.methods.agem import agem
+    return Members(other=[('agem', agem(
+        ctx.model, per_class=_static(ctx, 'agem.per_class', 100),
+        replay_size=_static(ctx, 'agem.replay_size', ctx.batch),
+        **ctx.buffer_layout()))])
+
+
+def _icarl(ctx, hp):
+    from jcl.methods.icarl import icarl
+    return Members(current=[('icarl', icarl(
+        ctx.model, per_class=_static(ctx, 'icarl.per_class', 100),
+        temperature=hp['icarl.temperature'],
+        num_outputs=ctx.data.num_outputs,
+        task_sizes=[int(c) for c in ctx.data.train.count],
+        batch_size=ctx.batch, **ctx.buffer_layout()))])
+
+
+def _derpp(ctx, hp):
+    from jcl.methods.derpp import derpp
+    layout = ctx.buffer_layout()
+    return Members(other=[('derpp', derpp(
+        ctx.model, prepare=layout['prepare'],
+        input_shape=layout['input_shape'], dtype=layout['dtype'],
+        num_outputs=ctx.data.num_outputs,
+        size=_static(ctx, 'derpp.budget', 200),
+        minibatch=_static(ctx, 'derpp.minibatch', ctx.batch),
+        alpha=hp['derpp.alpha'], beta=hp['derpp.beta']))])
+
+
+def _buffer_defaults(name, extra=None):
+    def get(p, s, b):
+        return {f'{name}.per_class': defaults.buffer_per_class(p, s),
+                f'{name}.replay_size': float(b), **(extra or {})}
+    return get
 
 
 def _ewc_defaults(prefix, online):
@@ -192,6 +169,29 @@ METHODS = {
     'separate': MethodSpec(
         model=ModelNeeds(separate=True), scenarios=('task',),
         reset_optimizer=True),
+    'er': MethodSpec(
+        build=_er, defaults=_buffer_defaults('er'),
+        checks={'er.per_class': BUDGET, 'er.replay_size': REPLAY_SIZE},
+        static=('er.per_class', 'er.replay_size')),
+    'agem': MethodSpec(
+        build=_agem, defaults=_buffer_defaults('agem'),
+        checks={'agem.per_class': BUDGET, 'agem.replay_size': REPLAY_SIZE},
+        static=('agem.per_class', 'agem.replay_size')),
+    'icarl': MethodSpec(
+        build=_icarl, scenarios=('class',), own_objective=True,
+        defaults=lambda p, s, b: {
+            'icarl.per_class': defaults.buffer_per_class(p, s),
+            'icarl.temperature': 2.0},
+        checks={'icarl.per_class': BUDGET, 'icarl.temperature': POSITIVE},
+        static=('icarl.per_class',)),
+    'derpp': MethodSpec(
+        build=_derpp,
+        defaults=lambda p, s, b: {'derpp.budget': 200.0,
+                                  'derpp.minibatch': float(b),
+                                  'derpp.alpha': 0.2, 'derpp.beta': 1.0},
+        checks={'derpp.budget': BUDGET, 'derpp.minibatch': REPLAY_SIZE,
+                'derpp.alpha': NONNEG, 'derpp.beta': NONNEG},
+        static=('derpp.budget', 'derpp.minibatch')),
 }
 
 GLOBAL_CHECKS = {'lr': POSITIVE}

@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
                    default='fixed',
                    help='split protocols: the papers\' fixed order, or the '
                    'NMI code\'s order shuffled per seed')
+    r.add_argument('--class-outputs', choices=('seen', 'all'),
+                   default='seen',
+                   help='Class-IL active output units: the classes seen so '
+                   'far (default; the BI-R paper\'s code) or all units '
+                   'from the first task (the NMI code\'s default)')
     r.add_argument('--set', action='append', default=[], metavar='NAME=V',
                    help='a method hyperparameter, e.g. ewc.lambda=1e5')
     r.add_argument('--grid', action='append', default=[],

@@ -123,6 +123,8 @@ def resolve(args) -> dict:
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
     }
+    if args.class_outputs != 'seen':  # (absent: the hash of older runs)
+        cfg['class_outputs'] = args.class_outputs
     if spec.kind == 'split':
         cfg['task_classes'] = {str(s): task_classes(args.protocol,
                                                     args.class_order, s)

@@ -31,7 +31,8 @@ def protocols_for(cfg, scenario, seeds, arrays):
     permutations of permuted MNIST, which are drawn from the seed)."""
     spec = catalog.protocol_spec(cfg['protocol'])
     kw = dict(num_tasks=cfg['num_tasks'], arrays=arrays,
-              validation=cfg.get('validation', 0.0))
+              validation=cfg.get('validation', 0.0),
+              class_outputs=cfg.get('class_outputs', 'seen'))
     if spec.kind == 'permuted':
         return [catalog.load_protocol(cfg['protocol'], scenario,
                                       perm_seed=s, **kw) for s in seeds]

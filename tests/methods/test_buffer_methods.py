@@ -1,0 +1,225 @@
+"""Oracles of the buffer methods: ER's replay loss, A-GEM's projection,
+iCaRL's herding, nearest mean of exemplars and loss, DER++'s loss."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jcl import buffers, protocols
+from jcl import data as data_lib
+from jcl import train as train_lib
+from jcl.method import stream
+from jcl.methods import supervised
+from jcl.methods.agem import agem, project
+from jcl.methods.derpp import derpp
+from jcl.methods.er import er
+from jcl.methods.icarl import bce_distill, herding, icarl, normalize
+from jcl.model import make_model
+from jcl.types import Batch, Forward, Snapshot, Step, TaskCtx
+
+D, C = 3, 4
+
+
+def linear_model():
+    """logits = x W + b; features = x (an identity embedding)."""
+    def apply(p, s, x, task, train=False):
+        return {'logits': x @ p['w'] + p['b'], 'features': x}, s
+    return make_model(init=None, apply=apply)
+
+
+PARAMS = {'w': jnp.asarray(np.random.RandomState(0).randn(D, C),
+                           jnp.float32),
+          'b': jnp.asarray([0.1, -0.2, 0.3, 0.0], jnp.float32)}
+
+
+def scale(x):
+    return x.astype(jnp.float32) / 10.0
+
+
+def filled_buffer(n=6, logits=0):
+    rng = np.random.RandomState(1)
+    buf = buffers.empty(n, (D,), jnp.uint8, logits)
+    return buf._replace(
+        x=jnp.asarray(rng.randint(0, 10, (n, D)), jnp.uint8),
+        y=jnp.asarray([0, 1, 0, 1, 2, 3]), task=jnp.asarray([0] * 4 + [1] * 2),
+        logits=jnp.asarray(rng.randn(n, logits), jnp.float32),
+        valid=jnp.ones(n, bool))
+
+
+def ctx(t, scenario='class'):
+    active = protocols.active_table(scenario, [[0, 1], [2, 3]])
+    return TaskCtx(jnp.int32(t), jax.random.PRNGKey(7), jnp.asarray(active))
+
+
+def np_ce(z, y, mask):
+    z = np.where(mask, z, -np.inf)
+    return np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + \
+        z.max(1) - z[np.arange(len(y)), y]
+
+
+@pytest.mark.parametrize('scenario', ['task', 'class'])
+def test_er_replay_loss_by_hand(scenario):
+    m = er(linear_model(), prepare=scale, input_shape=(D,), num_tasks=2,
+           classes_per_task=2, per_class=3, replay_size=4)
+    buf = filled_buffer()._replace(task=jnp.asarray([0] * 6))
+    c = ctx(1, scenario)
+    fwd = Forward(PARAMS, {}, None, {}, {})
+    got = float(m.loss(buf, fwd, c)[0]['replay'])
+    slots, w = buffers.draw_by_task(buf, stream(c, 'er'), 4, c.task_id)
+    slots, w = np.asarray(slots), np.asarray(w)
+    x = np.asarray(buf.x)[slots] / 10.0
+    z = x @ np.asarray(PARAMS['w']) + np.asarray(PARAMS['b'])
+    mask = np.asarray(c.active)[1, 0][None].repeat(4, 0)
+    want = np.sum(w * np_ce(z, np.asarray(buf.y)[slots], mask))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-6)
+    # nothing replayed on the first task
+    assert float(m.loss(buf, fwd, ctx(0, scenario))[0]['replay']) == 0.0
+
+
+def test_er_stores_each_class_at_task_end(arrays):
+    proto = protocols.class_split('s', arrays, 'class')
+    model = train_lib.Learner(
+        lambda hp: __import__('jcl').models.mlp_classifier(
+            (8,), num_outputs=10, input_dim=784),
+        lambda hp, model: __import__('jcl').combine.replay_weighted(
+            current=[('ce', supervised())],
+            replay=[('er', er(model, prepare=proto.prepare,
+                              input_shape=(784,), num_tasks=5,
+                              classes_per_task=2, per_class=5))]),
+        num_steps=5, batch_size=8)
+    hp = {'lr': 1e-3}
+    state = train_lib.init_state(model, hp, jax.random.PRNGKey(0))
+    task = jax.jit(functools.partial(train_lib.train_task, model))
+    train = data_lib.to_device(proto.train)
+    for t in range(2):
+        state, metrics, _ = task(state, hp, train, None,
+                                 jnp.asarray(proto.active), jnp.int32(t))
+    buf = state.mstate['er']
+    assert np.asarray(buf.valid).sum() == 2 * 2 * 5
+    np.testing.assert_array_equal(np.asarray(buf.y)[:20],
+                                  np.repeat([0, 1, 2, 3], 5))
+    # task 2 replays task 1's examples: the term is positive and weighted
+    assert float(metrics['er/replay'].min()) > 0
+
+
+def test_agem_projects_only_conflicting_gradients():
+    g = {'a': jnp.array([1.0, 2.0]), 'b': jnp.array([-3.0])}
+    ref = {'a': jnp.array([0.0, 1.0]), 'b': jnp.array([1.0])}
+    out = project(g, ref)                            # g.ref = -1 < 0
+    dot = sum(float(jnp.vdot(out[k], ref[k])) for k in g)
+    assert abs(dot) < 1e-6                           # orthogonal after
+    np.testing.assert_allclose(out['a'], [1.0, 2.5], rtol=1e-6)
+    np.testing.assert_allclose(out['b'], [-2.5], rtol=1e-6)
+    same = project(g, {'a': jnp.array([1.0, 0.0]), 'b': jnp.array([0.0])})
+    np.testing.assert_array_equal(same['a'], g['a'])
+
+
+def test_agem_stage_uses_the_replayed_gradient():
+    model = linear_model()
+    m = agem(model, prepare=scale, input_shape=(D,), num_tasks=2,
+             classes_per_task=2, per_class=3, replay_size=4)
+    buf = filled_buffer()._replace(task=jnp.asarray([0] * 6))
+    c = ctx(1)
+
+    def ref_loss(p):
+        from jcl.methods.er import replay_ce
+        return replay_ce(model, p, {}, buf, c, stream(c, 'agem'), 4, scale)
+
+    ref = jax.grad(ref_loss)(PARAMS)
+    noise = jax.random.normal(jax.random.PRNGKey(9), (D, C))
+    grads = {'w': -ref['w'] + 0.1 * noise, 'b': -ref['b']}  # conflicting
+    got = m.grads(buf, Step(PARAMS, PARAMS, grads, {}, None, None, {}, {}),
+                  c)
+    want = project(grads, ref)
+    for k in PARAMS:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-7)
+    assert float(jnp.abs(got['w'] - grads['w']).max()) > 1e-3  # projected
+    dot = sum(float(jnp.vdot(got[k], ref[k])) for k in PARAMS)
+    assert abs(dot) < 1e-5
+
+
+def test_herding_matches_a_brute_force_loop():
+    f = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (12, 5)))
+    valid = np.ones(12, bool)
+    valid[[2, 7]] = False
+    got = np.asarray(herding(jnp.asarray(f), jnp.asarray(valid), 4))
+    fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+    mu = fn[valid].mean(0)
+    mu /= np.linalg.norm(mu)
+    chosen, total = [], np.zeros(5)
+    for k in range(4):
+        d = np.linalg.norm((total + fn) / (k + 1) - mu, axis=1)
+        d[~valid] = np.inf
+        d[chosen] = np.inf
+        i = int(np.argmin(d))
+        chosen.append(i)
+        total += fn[i]
+    assert got.tolist() == chosen
+
+
+def test_nearest_mean_of_exemplars_on_a_toy_embedding():
+    m = icarl(linear_model(), prepare=scale, input_shape=(D,), num_tasks=2,
+              classes_per_task=2, num_outputs=C, per_class=3,
+              task_sizes=[10, 10])
+    state = m.init(Snapshot(PARAMS, {}), ctx(0))
+    means = normalize(jnp.array([[1., 0, 0], [0, 1, 0], [0, 0, 1],
+                                 [1, 1, 1]]))
+    state = state._replace(means=means,
+                           has_mean=jnp.array([True, True, True, False]))
+    x = jnp.array([[2.0, 0.1, 0.0], [0.0, 0.0, 5.0], [0.8, 1.0, 1.2]])
+    scores = m.predict(state, Snapshot(PARAMS, {}), x, jnp.zeros(3, int))
+    assert np.asarray(scores).argmax(1).tolist() == [0, 2, 2]  # 3 has none
+    fx = np.asarray(normalize(x))
+    np.testing.assert_allclose(
+        scores[:, :3], -((fx[:, None] - np.asarray(means)[None, :3]) ** 2)
+        .sum(-1), rtol=1e-5)
+
+
+def test_icarl_bce_distill_by_hand():
+    s = jnp.array([[0.5, -1.0, 2.0, 0.3]])
+    t = jnp.array([[1.0, 3.0, -1.0, 0.0]])
+    mask = jnp.array([[True, True, True, False]])
+    old = jnp.array([[True, True, False, False]])
+    got = float(bce_distill(s, t, jnp.array([2]), mask, old, 2.0)[0])
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    target = [sig(0.5), sig(1.5), 1.0]
+    p = sig(np.array([0.5, -1.0, 2.0]))
+    want = -np.sum(np.array(target) * np.log(p)
+                   + (1 - np.array(target)) * np.log(1 - p))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_derpp_loss_by_hand():
+    m = derpp(linear_model(), prepare=scale, input_shape=(D,),
+              num_outputs=C, size=6, alpha=0.3, beta=0.7, minibatch=4)
+    buf = filled_buffer(logits=C)
+    c = ctx(1, 'class')
+    terms = m.loss(buf, Forward(PARAMS, {}, None, {}, {}), c)[0]
+    key = stream(c, 'derpp')
+    w_, b_ = np.asarray(PARAMS['w']), np.asarray(PARAMS['b'])
+    s1, _ = buffers.draw(buf, jax.random.fold_in(key, 1), 4)
+    z = np.asarray(buf.x)[np.asarray(s1)] / 10 @ w_ + b_
+    mse = np.mean((z - np.asarray(buf.logits)[np.asarray(s1)]) ** 2)
+    np.testing.assert_allclose(float(terms['logits']), 0.3 * mse, rtol=1e-5)
+    s2, _ = buffers.draw(buf, jax.random.fold_in(key, 2), 4)
+    s2 = np.asarray(s2)
+    z2 = np.asarray(buf.x)[s2] / 10 @ w_ + b_
+    mask = np.asarray(c.active)[1][np.asarray(buf.task)[s2]]
+    ce = np_ce(z2, np.asarray(buf.y)[s2], mask).mean()
+    np.testing.assert_allclose(float(terms['labels']), 0.7 * ce, rtol=1e-5)
+    # update stores the step's raw batch with the logits of its forward
+    raw = Batch(jnp.ones((2, D), jnp.uint8), jnp.array([1, 2]),
+                jnp.array([1, 1]))
+    out = {'logits': jnp.arange(8.0).reshape(2, C)}
+    empty = m.init(None, None)
+    new = m.update(empty, Step(PARAMS, PARAMS, None, {}, None, raw, out, {}),
+                   c)
+    np.testing.assert_array_equal(new.logits[:2], out['logits'])
+    np.testing.assert_array_equal(new.y[:2], [1, 2])
+    assert int(new.seen) == 2
+
+
