@@ -22,6 +22,7 @@ from jcl import (
     datasets,
     evaluate,
     fisher,
+    learner,
     losses,
     methods,
     models,
@@ -42,17 +43,12 @@ from jcl.combine import (
     scale,
 )
 from jcl.errors import ConfigError, DataError, JclError, OutputError
+from jcl.learner import Learner, init_state
 from jcl.method import Method, identity, make_method
 from jcl.model import Model, make_model
 from jcl.runner import RunResult, run_seeds
 from jcl.sweep import compile_run
-from jcl.train import (
-    Learner,
-    finish_task,
-    init_state,
-    train_chunk,
-    train_task,
-)
+from jcl.train import finish_task, train_chunk, train_task
 from jcl.types import (
     Batch,
     CLState,
@@ -70,7 +66,7 @@ __all__ = [
     'Learner', 'Method', 'Model', 'OutputError', 'RunResult', 'Snapshot',
     'Step', 'TaskCtx', 'TaskEnd', 'catalog', 'chain', 'combine',
     'compile_run', 'current_weight', 'data', 'datasets', 'evaluate',
-    'finish_task', 'fisher', 'identity', 'init_state', 'losses',
+    'finish_task', 'fisher', 'identity', 'init_state', 'learner', 'losses',
     'make_method', 'make_model', 'masked', 'methods', 'models',
     'named_chain', 'protocols', 'replay_weight', 'replay_weighted',
     'run_seeds', 'runner', 'scale', 'stream', 'sweep', 'train', 'train_chunk',

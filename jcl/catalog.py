@@ -30,6 +30,11 @@ class ProtocolSpec(NamedTuple):
       separate_hidden: hidden units of each network of "separate
         networks" (the NMI code's budget-matched sizes).
       doc: a one-line description.
+      epochs: passes over each task's data instead of ``iters``
+        iterations (``None``: iterations).
+      optimizer: ``'adam'`` or ``'sgd'`` (:data:`jcl.optim.OPTIMIZERS`).
+      init: the MLP's initialisation, ``'torch'`` or ``'xavier'``.
+      class_outputs: Class-IL's active units, ``'seen'`` or ``'all'``.
     """
 
     dataset: str
@@ -42,6 +47,10 @@ class ProtocolSpec(NamedTuple):
     num_classes: int
     separate_hidden: tuple
     doc: str
+    epochs: int | None = None
+    optimizer: str = 'adam'
+    init: str = 'torch'
+    class_outputs: str = 'seen'
 
 
 PROTOCOLS = {
@@ -55,6 +64,12 @@ PROTOCOLS = {
         'mnist', 'permuted', (1000, 1000), 5000, 1e-4, 128, 10, 10,
         (400, 400), 'MNIST padded to 32x32, fixed pixel permutations; MLP '
         '1024-1000-1000-10 (NMI code)'),
+    'seq-mnist': ProtocolSpec(
+        'mnist', 'split', (100, 100), 0, 0.03, 10, 5, 10, (100, 100),
+        'the DER paper\'s sequential MNIST (mammoth): MNIST 0/1, ..., '
+        '8/9; MLP 784-100-100 (Xavier), plain SGD, batch 10, 1 epoch per '
+        'task (every output unit trained from the first task)', epochs=1,
+        optimizer='sgd', init='xavier', class_outputs='all'),
     'split-cifar10': ProtocolSpec(
         'cifar10', 'split', (2000, 2000), 5000, 1e-4, 256, 5, 10,
         (400, 400), 'CIFAR-10 in 5 tasks of 2 classes'),

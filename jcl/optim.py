@@ -16,6 +16,23 @@ import jax
 import optax
 
 
+def per_group(make, hp, labels) -> optax.GradientTransformation:
+    """``make(lr)`` for each group of trainable leaves (one transform when
+    there is one group), with ``hp['<group>.lr']`` or ``hp['lr']``."""
+    groups = sorted(set(jax.tree.leaves(labels)))
+    rates = {g: hp.get(f'{g}.lr', hp['lr']) for g in groups}
+    if len(groups) <= 1:
+        return make(rates[groups[0]] if groups else hp['lr'])
+    return optax.multi_transform({g: make(rates[g]) for g in groups},
+                                 labels)
+
+
+def sgd(hp, labels) -> optax.GradientTransformation:
+    """Plain SGD (no momentum, no weight decay) per group (mammoth's
+    optimiser of the DER paper's experiments)."""
+    return per_group(optax.sgd, hp, labels)
+
+
 def adam(hp, labels) -> optax.GradientTransformation:
     """Adam(``hp['lr']``, 0.9, 0.999) per group of trainable leaves.
 
@@ -25,10 +42,7 @@ def adam(hp, labels) -> optax.GradientTransformation:
       labels: group names of the trainable leaves (``None`` holes at
         frozen ones), see :func:`jcl.model.trainable_labels`.
     """
-    groups = sorted(set(jax.tree.leaves(labels)))
-    rates = {g: hp.get(f'{g}.lr', hp['lr']) for g in groups}
-    if len(groups) <= 1:
-        return optax.adam(rates[groups[0]] if groups else hp['lr'], 0.9,
-                          0.999)
-    return optax.multi_transform(
-        {g: optax.adam(rates[g], 0.9, 0.999) for g in groups}, labels)
+    return per_group(lambda lr: optax.adam(lr, 0.9, 0.999), hp, labels)
+
+
+OPTIMIZERS = {'adam': adam, 'sgd': sgd}

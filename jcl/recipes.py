@@ -21,15 +21,16 @@ namespace or a config object; ``jcl.cli`` does that.
 from jcl import combine
 from jcl.catalog import ProtocolSpec
 from jcl.errors import ConfigError
+from jcl.learner import Learner
 from jcl.methods.supervised import supervised
 from jcl.model import Model
 from jcl.models.classifier import XdG, mlp_classifier, separate_classifiers
 from jcl.models.paired import paired
 from jcl.models.vae import vae_model
+from jcl.optim import OPTIMIZERS
 from jcl.protocols import Protocol
 from jcl.registry import METHODS, check_scenario, model_needs
 from jcl.specs import BuildCtx, ModelNeeds
-from jcl.train import Learner
 
 LATENT = 100  # the references' VAE latent size
 
@@ -55,7 +56,7 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
         xdg = (XdG(protocol.num_tasks, hp[needs.xdg]) if needs.xdg
                else None)
         clf = mlp_classifier(hidden, num_outputs=protocol.num_outputs,
-                             input_dim=input_dim, xdg=xdg)
+                             input_dim=input_dim, xdg=xdg, init=spec.init)
     if needs.generator:
         return paired(clf, vae_model(hidden, latent=LATENT,
                                      input_dim=input_dim))
@@ -64,7 +65,8 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
 
 def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
                   hidden: tuple, iters: int, batch: int,
-                  static_max: dict | None = None) -> Learner:
+                  static_max: dict | None = None,
+                  epochs: int | None = None) -> Learner:
     """The learner of a method composition on a protocol.
 
     The current-task cross-entropy comes first; each part adds its
@@ -75,8 +77,12 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
       static_max: the largest value of each hyperparameter over the rows
         that will be vmapped together; hyperparameters that set a shape
         (GR's ``gr.replay_size``) draw at that size and mask the rest.
+      epochs: passes over each task's data instead of ``iters`` steps.
     """
-    if iters < 1:
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError(f'epochs per task must be >= 1, got {epochs}')
+    elif iters < 1:
         raise ConfigError(f'iterations per task must be >= 1, got {iters}')
     if batch < 1:
         raise ConfigError(f'batch size must be >= 1, got {batch}')
@@ -100,7 +106,9 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
         return combine.replay_weighted(current=current, replay=replay,
                                        other=other)
 
-    return Learner(make_model, make_method, prepare=protocol.prepare,
-                   num_steps=iters, batch_size=batch,
+    return Learner(make_model, make_method,
+                   make_optimizer=OPTIMIZERS[spec.optimizer],
+                   prepare=protocol.prepare, num_steps=iters,
+                   batch_size=batch, epochs=epochs,
                    reset_optimizer=any(METHODS[p].reset_optimizer
                                        for p in parts))

@@ -16,9 +16,9 @@ import numpy as np
 
 from jcl import checkpoint
 from jcl import data as data_lib
+from jcl.learner import Learner, task_steps
 from jcl.progress import TaskProgress, step_hook
 from jcl.sweep import compile_run
-from jcl.train import Learner
 
 
 class RunResult(NamedTuple):
@@ -103,7 +103,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     for t in range(start, num_tasks):
         t0 = time.time()
         hook = (TaskProgress(progress, f'{label} task {t + 1}/{num_tasks}',
-                             learner.num_steps, t0, heartbeat_after)
+                             task_steps(learner, train.index.shape[-1]),
+                             t0, heartbeat_after)
                 if progress else None)
         with step_hook(hook):
             state, m, accs = task(state, hp, train, evals, active,

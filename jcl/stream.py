@@ -29,15 +29,9 @@ import numpy as np
 from jcl import data as data_lib
 from jcl.errors import ConfigError
 from jcl.evaluate import correct_of
+from jcl.learner import Learner, begin_task, init_state
 from jcl.runner import RunResult
-from jcl.train import (
-    Learner,
-    begin_task,
-    finish_task,
-    init_state,
-    scores_fn,
-    train_chunk,
-)
+from jcl.train import finish_task, scores_fn, train_chunk
 from jcl.types import Batch
 
 

@@ -8,7 +8,7 @@ stacks its index tables on the same axis.
 >>> import jax, jax.numpy as jnp
 >>> from jcl.methods import supervised
 >>> from jcl.models import mlp_classifier
->>> from jcl.train import Learner
+>>> from jcl.learner import Learner
 >>> learner = Learner(lambda hp: mlp_classifier((4,), num_outputs=2,
 ...                                             input_dim=3),
 ...                   lambda hp, model: supervised(), num_steps=2,
@@ -24,7 +24,8 @@ import functools
 
 import jax
 
-from jcl.train import Learner, init_state, initial_accuracy, train_task
+from jcl.learner import Learner, init_state
+from jcl.train import initial_accuracy, train_task
 
 
 def compile_run(learner: Learner, *, train_axes=None, test_axes=None):

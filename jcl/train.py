@@ -1,9 +1,8 @@
 """Compiled continual training: one step function, two ways to feed it.
 
-``Learner`` is the static part of an experiment (how to build the model,
-the method and the optimiser from hyperparameters, how to prepare inputs,
-step counts). The numeric hyperparameters ``hp`` (a dict of scalars) are
-arguments, so a seed or a grid point is just a ``vmap`` axis.
+A :class:`jcl.learner.Learner` is the static part of an experiment; the
+numeric hyperparameters ``hp`` (a dict of scalars) are arguments, so a
+seed or a grid point is just a ``vmap`` axis.
 
 The same compiled step (:func:`make_step`) runs
 
@@ -17,6 +16,7 @@ The same compiled step (:func:`make_step`) runs
 :func:`finish_task` then consolidates and evaluates.
 
 >>> import jax, jax.numpy as jnp
+>>> from jcl.learner import Learner, init_state
 >>> from jcl.methods import supervised
 >>> from jcl.models import mlp_classifier
 >>> learner = Learner(
@@ -24,13 +24,22 @@ The same compiled step (:func:`make_step`) runs
 ...                                          input_dim=4),
 ...     make_method=lambda hp, model: supervised(),
 ...     num_steps=10, batch_size=4)
->>> state = init_state(learner, {'lr': 1e-3}, jax.random.PRNGKey(0))
->>> sorted(state.params)
-['Dense_0', 'Dense_1']
+>>> import numpy as np
+>>> from jcl import data, protocols
+>>> x = np.random.RandomState(0).randint(0, 255, (40, 4)).astype(np.uint8)
+>>> pool = dict(train_x=x, train_y=np.arange(40) % 2, test_x=x,
+...             test_y=np.arange(40) % 2)
+>>> proto = protocols.class_split('toy', pool, 'task')     # one task
+>>> hp = {'lr': 1e-3}
+>>> state = init_state(learner, hp, jax.random.PRNGKey(0))
+>>> state, metrics, acc = train_task(
+...     learner, state, hp, data.to_device(proto.train),
+...     data.to_device(proto.test), jnp.asarray(proto.active), jnp.int32(0))
+>>> metrics['loss'].shape, acc.shape, int(state.step)
+((10,), (1,), 10)
 """
 
 import functools
-from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -39,77 +48,16 @@ import optax
 from jcl import tree
 from jcl.data import TaskData, gather
 from jcl.evaluate import task_accuracies
-from jcl.model import Model, logits, trainable_labels, trainable_mask
-from jcl.optim import adam
-from jcl.progress import maybe_heartbeat
-from jcl.protocols import pixels
-from jcl.types import (
-    CLState,
-    Forward,
-    Snapshot,
-    Step,
-    TaskCtx,
-    TaskEnd,
+from jcl.learner import (  # noqa: F401  (Learner, init_state: re-exported)
+    Learner,
+    _draws,
+    _parts,
+    begin_task,
+    init_state,
 )
-
-
-class Learner(NamedTuple):
-    """The static description of a continual learner.
-
-    Attributes:
-      make_model: ``hp -> Model`` (numeric hp may be tracers, e.g. XdG's
-        proportion).
-      make_method: ``(hp, model) -> Method``.
-      make_optimizer: ``(hp, labels) -> optax transform`` of the trainable
-        leaves (:func:`jcl.optim.adam`).
-      prepare: the protocol's ``raw inputs -> model inputs``.
-      num_steps: optimisation steps per task (fused path).
-      batch_size: current-task minibatch size.
-      reset_optimizer: start every task with a fresh optimiser state (the
-        reference's ``adam_reset``; separate networks need it).
-    """
-
-    make_model: Callable
-    make_method: Callable
-    make_optimizer: Callable = adam
-    prepare: Callable = pixels
-    num_steps: int = 1
-    batch_size: int = 1
-    reset_optimizer: bool = False
-
-
-class _Parts(NamedTuple):
-    model: Model
-    method: object
-    tx: optax.GradientTransformation
-    mask: object
-
-
-def _parts(learner: Learner, hp, params, lr_scale=None) -> _Parts:
-    model = learner.make_model(hp)
-    method = learner.make_method(hp, model)
-    if lr_scale is not None:
-        hp = {**hp, 'lr': hp['lr'] * lr_scale}
-    tx = learner.make_optimizer(hp, trainable_labels(model, params))
-    return _Parts(model, method, tx, trainable_mask(model, params))
-
-
-def init_state(learner: Learner, hp, key) -> CLState:
-    """The carry before the first task.
-
-    Args:
-      learner: the static learner. hp: dict of scalar hyperparameters.
-      key: this run's PRNG key (one seed).
-    """
-    k_params, _, k_method, k_run = jax.random.split(key, 4)
-    model = learner.make_model(hp)
-    params, model_state = model.init(k_params)
-    parts = _parts(learner, hp, params)
-    trainable, _ = tree.partition(params, parts.mask)
-    mstate = parts.method.init(Snapshot(params, model_state),
-                               TaskCtx(jnp.int32(0), k_method, None))
-    return CLState(params, model_state, parts.tx.init(trainable), mstate,
-                   jnp.zeros((), jnp.int32), k_run)
+from jcl.model import logits
+from jcl.progress import maybe_heartbeat
+from jcl.types import CLState, Forward, Snapshot, Step, TaskCtx, TaskEnd
 
 
 def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
@@ -155,16 +103,6 @@ def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
     return step, tx, mask
 
 
-def begin_task(learner: Learner, state: CLState, hp) -> CLState:
-    """The carry at a task's first step: with a fresh optimiser state if
-    the learner resets it at every task."""
-    if not learner.reset_optimizer:
-        return state
-    parts = _parts(learner, hp, state.params)
-    trainable, _ = tree.partition(state.params, parts.mask)
-    return state._replace(opt_state=parts.tx.init(trainable))
-
-
 def train_task(learner: Learner, state: CLState, hp, train: TaskData,
                test, active, task_id):
     """Trains one task on device-resident data, consolidates, evaluates.
@@ -182,27 +120,32 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
       task ``j`` now (row ``task_id`` of ``R``), a dict of such rows when
       ``test`` is a dict.
     """
-    n = learner.num_steps
     _, k_steps, _ = jax.random.split(state.key, 3)
     state = begin_task(learner, state, hp)
     step, _, _ = make_step(learner, hp, active, task_id, state.params)
     carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    # All minibatch draws of the task at once (one RNG call, not one per
+    # step): uniform with replacement, or epochs without replacement.
+    k_batch, k_loss = jax.random.split(k_steps)
+    picks, valid = _draws(learner, train, task_id, k_batch)
+    n = picks.shape[0]
 
     def body(carry, xs):
         i, pick, k = xs
         maybe_heartbeat(i, n)
         raw = gather(train, train.index[task_id, pick],
                      train.origin[task_id, pick])
-        return step(carry, raw, k)
+        new, metrics = step(carry, raw, k)
+        if valid is None:
+            return new, metrics
+        ok = valid[i]
+        return (jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, carry),
+                jax.tree.map(lambda v: jnp.where(ok, v, 0.0), metrics))
 
-    # All minibatch draws of the task at once (one RNG call, not one per
-    # step): uniform with replacement over the task's examples.
-    k_batch, k_loss = jax.random.split(k_steps)
-    picks = jax.random.randint(k_batch, (n, learner.batch_size), 0,
-                               train.count[task_id])
     carry, metrics = jax.lax.scan(
         body, carry, (jnp.arange(n), picks, jax.random.split(k_loss, n)))
-    state = _carry_to_state(state, carry, state.step + n)
+    done = n if valid is None else jnp.sum(valid.astype(jnp.int32))
+    state = _carry_to_state(state, carry, state.step + done)
     state, acc = finish_task(learner, state, hp, train, test, active,
                              task_id)
     return state, metrics, acc

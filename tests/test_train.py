@@ -200,3 +200,39 @@ def test_frozen_leaves_get_no_gradient_and_stay_bit_identical(arrays):
                                 state.params['Dense_0'])
     assert float(jnp.abs(new.params['Dense_1']['kernel']
                          - state.params['Dense_1']['kernel']).max()) > 1e-3
+
+
+def test_epochs_draw_each_example_once_per_epoch():
+    """Learner(epochs=2): every step real for the task's full batches,
+    each example at most once per epoch, a task's steps follow its size."""
+    n = 70
+    idx = np.arange(2 * n)
+    x = np.stack([idx % 256, idx // 256], 1).astype(np.uint8)
+    # task 0: 120 examples (7 full batches of 16), task 1: 20 (1 batch)
+    y = np.concatenate([np.repeat([0, 1], [70, 50]), np.repeat([2, 3], 10)])
+    pool = dict(train_x=x, train_y=y, test_x=x, test_y=y)
+    proto = protocols.class_split('idx', pool, 'task')
+
+    def record(counts, step, ctx):
+        i = step.raw.x[:, 0].astype(jnp.int32) + 256 * step.raw.x[:, 1]
+        return counts + jnp.zeros_like(counts).at[i].add(1)
+
+    method = make_method(loss=supervised().loss, update=record,
+                         init=lambda snap, ctx: jnp.zeros(2 * n, jnp.int32))
+    model = mlp_classifier((4,), num_outputs=4, input_dim=2)
+    learner = train_lib.Learner(lambda hp: model, lambda hp, m: method,
+                                batch_size=16, epochs=2)
+    hp = {'lr': 1e-3}
+    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    task = jax.jit(functools.partial(train_lib.train_task, learner))
+    tr, act = data_lib.to_device(proto.train), jnp.asarray(proto.active)
+    for t, count in ((0, 120), (1, 20)):
+        before = np.asarray(state.mstate)
+        state, m, _ = task(state, hp, tr, None, act, jnp.int32(t))
+        used = np.asarray(state.mstate) - before
+        assert used.sum() == 2 * (count // 16) * 16
+        assert used.max() <= 2 and (used > 0).sum() >= count // 16 * 16
+        rows = np.flatnonzero(used)  # only this task's examples
+        assert set(y[rows] // 2) == {t}
+        assert np.count_nonzero(np.asarray(m['loss'])) == 2 * (count // 16)
+    assert int(state.step) == 2 * (120 // 16) + 2 * (20 // 16)

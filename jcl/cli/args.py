@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
                    'with --class-order shuffled)')
     r.add_argument('--iters', type=int, default=None,
                    help='iterations per task (default: the paper value)')
+    r.add_argument('--epochs', type=int, default=None,
+                   help='passes over each task\'s data instead of '
+                   'iterations (default: the protocol\'s; seq-mnist: 1)')
     r.add_argument('--batch', type=int, default=None,
                    help='minibatch size (default: the paper value)')
     r.add_argument('--lr', type=float, default=None,
@@ -44,10 +47,11 @@ def parser() -> argparse.ArgumentParser:
                    help='split protocols: the papers\' fixed order, or the '
                    'NMI code\'s order shuffled per seed')
     r.add_argument('--class-outputs', choices=('seen', 'all'),
-                   default='seen',
+                   default=None,
                    help='Class-IL active output units: the classes seen so '
-                   'far (default; the BI-R paper\'s code) or all units '
-                   'from the first task (the NMI code\'s default)')
+                   'far (the default but on seq-mnist; the BI-R paper\'s '
+                   'code) or all units from the first task (the NMI '
+                   'code\'s and mammoth\'s default)')
     r.add_argument('--set', action='append', default=[], metavar='NAME=V',
                    help='a method hyperparameter, e.g. ewc.lambda=1e5')
     r.add_argument('--grid', action='append', default=[],

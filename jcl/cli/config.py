@@ -100,10 +100,15 @@ def resolve(args) -> dict:
     methods = [m.strip() for m in args.method.split(',') if m.strip()]
     if not methods:
         raise ConfigError('--method: give at least one method')
+    epochs = spec.epochs if args.epochs is None else args.epochs
+    if epochs is not None and args.iters is not None:
+        raise ConfigError('give --epochs or --iters, not both')
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f'--epochs must be >= 1, got {epochs}')
     iters = spec.iters if args.iters is None else args.iters
     batch = spec.batch if args.batch is None else args.batch
     lr = spec.lr if args.lr is None else args.lr
-    _check_counts(args, iters, batch)
+    _check_counts(args, iters if epochs is None else 1, batch)
     sets = parse_sets(args.set)
     grid = parse_grid(args.grid)
     validation = args.validation
@@ -123,8 +128,11 @@ def resolve(args) -> dict:
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
     }
-    if args.class_outputs != 'seen':  # (absent: the hash of older runs)
-        cfg['class_outputs'] = args.class_outputs
+    outputs = args.class_outputs or spec.class_outputs
+    if outputs != 'seen':  # (absent: the hash of older runs)
+        cfg['class_outputs'] = outputs
+    if epochs is not None:
+        cfg['epochs'] = epochs
     if spec.kind == 'split':
         cfg['task_classes'] = {str(s): task_classes(args.protocol,
                                                     args.class_order, s)

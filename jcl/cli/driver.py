@@ -64,6 +64,7 @@ def _run_method(cfg, folder, scenario, method, arrays, log):
         learner = recipes.build_learner(
             first, spec, parts, hidden=tuple(cfg['hidden']),
             iters=cfg['iters'], batch=cfg['batch'],
+            epochs=cfg.get('epochs'),
             static_max={k: max(h[k] for h, _ in rows) for k in hp})
         keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
         hpa = {k: np.array([h[k] for h, _ in group], np.float32)
@@ -148,7 +149,9 @@ def run_config(cfg, folder, log=print, arrays=None):
 
 def meta(cfg, scenario):
     return {'protocol': cfg['protocol'], 'scenario': scenario,
-            'note': f"{cfg['iters']} iterations/task, batch {cfg['batch']}, "
+            'note': (f"{cfg['epochs']} epoch(s)/task" if cfg.get('epochs')
+                     else f"{cfg['iters']} iterations/task") +
+                    f", batch {cfg['batch']}, "
                     f"class order {cfg['class_order']}"}
 
 

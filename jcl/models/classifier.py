@@ -123,21 +123,46 @@ def xdg_gates(key, hidden: Sequence[int], *, num_tasks: int,
     return gates
 
 
+INITS = ('torch', 'xavier')
+
+
+def xavier_init(net, input_shape):
+    """``key -> params``: Xavier-uniform kernels and zero biases (the DER
+    paper's MNIST network)."""
+    template = jax.eval_shape(
+        lambda: net.init(jax.random.PRNGKey(0),
+                         jnp.zeros((1,) + tuple(input_shape))))['params']
+
+    def init(key):
+        leaves, treedef = jax.tree.flatten(template)
+        keys = jax.random.split(key, len(leaves))
+        return jax.tree.unflatten(treedef, [
+            nn.initializers.xavier_uniform()(k, a.shape) if a.ndim == 2
+            else jnp.zeros(a.shape) for k, a in zip(keys, leaves)])
+
+    return init
+
+
 def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
-                   input_dim: int, xdg: XdG | None = None) -> Model:
+                   input_dim: int, xdg: XdG | None = None,
+                   init: str = 'torch') -> Model:
     """The MLP classifier ``input_dim - hidden... - num_outputs``.
 
     Parameters are the Flax tree ``{'Dense_0': {'kernel', 'bias'}, ...}``
-    drawn from the key as PyTorch's ``nn.Linear`` would. With ``xdg`` the
+    drawn from the key as PyTorch's ``nn.Linear`` would (``init='torch'``)
+    or Xavier-uniform with zero biases (``'xavier'``). With ``xdg`` the
     model state holds the gates (``{'gates': [per layer [T, units]]}``,
     drawn from ``fold_in(key, 1)``), applied by each example's task.
 
     Views: ``'taps'`` (:class:`jcl.model.DenseTaps`).
     """
+    if init not in INITS:
+        raise ValueError(f'init must be one of {INITS}, got {init!r}')
     net = MLP(tuple(hidden), num_outputs)
-    init_params = fast_init(net, (input_dim,))
+    init_params = (fast_init if init == 'torch' else xavier_init)(
+        net, (input_dim,))
 
-    def init(key):
+    def init_fn(key):
         state = {}
         if xdg is not None:
             state['gates'] = xdg_gates(jax.random.fold_in(key, 1), hidden,
@@ -164,7 +189,7 @@ def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
         return logits, inputs
 
     dims = '-'.join(str(d) for d in (input_dim, *hidden, num_outputs))
-    return make_model(init=init, apply=apply,
+    return make_model(init=init_fn, apply=apply,
                       views={'taps': DenseTaps(lambda p: p, taps)},
                       name=f'mlp {dims}' + (' with XdG' if xdg else ''))
 

@@ -1,0 +1,136 @@
+"""The learner: the static description of an experiment, and the carry
+it starts from.
+
+``Learner`` says how to build the model, the method and the optimiser
+from hyperparameters (which may be vmapped tracers), how to prepare raw
+inputs, and how many steps a task takes; :func:`init_state` makes the
+carry before the first task.
+
+>>> import jax
+>>> from jcl.methods import supervised
+>>> from jcl.models import mlp_classifier
+>>> learner = Learner(
+...     make_model=lambda hp: mlp_classifier((8,), num_outputs=2,
+...                                          input_dim=4),
+...     make_method=lambda hp, model: supervised(),
+...     num_steps=10, batch_size=4)
+>>> state = init_state(learner, {'lr': 1e-3}, jax.random.PRNGKey(0))
+>>> sorted(state.params)
+['Dense_0', 'Dense_1']
+"""
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jcl import tree
+from jcl.data import TaskData
+from jcl.model import Model, trainable_labels, trainable_mask
+from jcl.optim import adam
+from jcl.protocols import pixels
+from jcl.types import CLState, Snapshot, TaskCtx
+
+
+class Learner(NamedTuple):
+    """The static description of a continual learner.
+
+    Attributes:
+      make_model: ``hp -> Model`` (numeric hp may be tracers, e.g. XdG's
+        proportion).
+      make_method: ``(hp, model) -> Method``.
+      make_optimizer: ``(hp, labels) -> optax transform`` of the trainable
+        leaves (:func:`jcl.optim.adam`).
+      prepare: the protocol's ``raw inputs -> model inputs``.
+      num_steps: optimisation steps per task (fused path), each on a
+        minibatch drawn uniformly with replacement.
+      batch_size: current-task minibatch size.
+      reset_optimizer: start every task with a fresh optimiser state (the
+        reference's ``adam_reset``; separate networks need it).
+      epochs: if set, each task is this many passes over its data instead
+        (shuffled without replacement, incomplete last batch dropped; a
+        task's number of steps follows its size), ``num_steps`` unused.
+    """
+
+    make_model: Callable
+    make_method: Callable
+    make_optimizer: Callable = adam
+    prepare: Callable = pixels
+    num_steps: int = 1
+    batch_size: int = 1
+    reset_optimizer: bool = False
+    epochs: int | None = None
+
+
+def task_steps(learner: Learner, width: int) -> int:
+    """Steps of one compiled task on data ``width`` entries wide (with
+    epochs: the upper bound over tasks; smaller tasks skip the rest)."""
+    if learner.epochs is None:
+        return learner.num_steps
+    return learner.epochs * (width // learner.batch_size)
+
+
+def _draws(learner: Learner, train: TaskData, task_id, key):
+    """The task's minibatches ``[S, B]`` of entries, and which steps are
+    real (``None``: all)."""
+    b = learner.batch_size
+    count = train.count[task_id]
+    if learner.epochs is None:
+        return jax.random.randint(key, (learner.num_steps, b), 0,
+                                  count), None
+    width = train.index.shape[1]
+    per_epoch = width // b
+
+    def epoch(k):
+        u = jax.random.uniform(k, (width,))
+        order = jnp.argsort(jnp.where(jnp.arange(width) < count, u, 2.0))
+        return order[:per_epoch * b].reshape(per_epoch, b)
+
+    picks = jax.vmap(epoch)(jax.random.split(key, learner.epochs))
+    valid = jnp.tile(jnp.arange(per_epoch) < count // b, learner.epochs)
+    return picks.reshape(-1, b), valid
+
+
+class _Parts(NamedTuple):
+    model: Model
+    method: object
+    tx: optax.GradientTransformation
+    mask: object
+
+
+def _parts(learner: Learner, hp, params, lr_scale=None) -> _Parts:
+    model = learner.make_model(hp)
+    method = learner.make_method(hp, model)
+    if lr_scale is not None:
+        hp = {**hp, 'lr': hp['lr'] * lr_scale}
+    tx = learner.make_optimizer(hp, trainable_labels(model, params))
+    return _Parts(model, method, tx, trainable_mask(model, params))
+
+
+def init_state(learner: Learner, hp, key) -> CLState:
+    """The carry before the first task.
+
+    Args:
+      learner: the static learner. hp: dict of scalar hyperparameters.
+      key: this run's PRNG key (one seed).
+    """
+    k_params, _, k_method, k_run = jax.random.split(key, 4)
+    model = learner.make_model(hp)
+    params, model_state = model.init(k_params)
+    parts = _parts(learner, hp, params)
+    trainable, _ = tree.partition(params, parts.mask)
+    mstate = parts.method.init(Snapshot(params, model_state),
+                               TaskCtx(jnp.int32(0), k_method, None))
+    return CLState(params, model_state, parts.tx.init(trainable), mstate,
+                   jnp.zeros((), jnp.int32), k_run)
+
+
+def begin_task(learner: Learner, state: CLState, hp) -> CLState:
+    """The carry at a task's first step: with a fresh optimiser state if
+    the learner resets it at every task."""
+    if not learner.reset_optimizer:
+        return state
+    parts = _parts(learner, hp, state.params)
+    trainable, _ = tree.partition(state.params, parts.mask)
+    return state._replace(opt_state=parts.tx.init(trainable))
