@@ -58,3 +58,27 @@ def buffer_per_class(protocol, scenario):
     task, 10 classes each)."""
     del scenario  # unused
     return 10.0 if protocol == 'permuted-mnist' else 100.0
+
+
+# BI-R: the NMI 2022 code's values (param_values.py) on split MNIST and
+# its ten permutations; the BI-R paper's code's on permuted MNIST with
+# 100 permutations is `--set bir.dg_prop=0.8 --set bir.t2=1`.
+bir_dg_prop = _table({
+    ('split-mnist', 'task'): 0.0, ('split-mnist', 'domain'): 0.1,
+    ('split-mnist', 'class'): 0.1, ('permuted-mnist', 'task'): 0.0,
+    ('permuted-mnist', 'domain'): 0.5, ('permuted-mnist', 'class'): 0.7,
+    'task': 0.0, 'domain': 0.5, 'class': 0.7}, 0.0)
+
+
+def bir_task_gates(protocol, scenario):
+    """The NMI code gates by context (task) in Domain-IL, by class
+    otherwise."""
+    del protocol  # unused
+    return 1.0 if scenario == 'domain' else 0.0
+
+
+def bir_t2(protocol, scenario):
+    """Distillation scaled by ``T**2``: no in the NMI 2022 code (the
+    default here), yes in the BI-R paper's code and SPEC.md."""
+    del protocol, scenario  # unused
+    return 0.0

@@ -26,6 +26,7 @@ from jcl.methods.supervised import supervised
 from jcl.model import Model
 from jcl.models.classifier import XdG, mlp_classifier, separate_classifiers
 from jcl.models.paired import paired
+from jcl.models.rtf import rtf_vae
 from jcl.models.vae import vae_model
 from jcl.optim import OPTIMIZERS
 from jcl.protocols import Protocol
@@ -57,9 +58,20 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
                else None)
         clf = mlp_classifier(hidden, num_outputs=protocol.num_outputs,
                              input_dim=input_dim, xdg=xdg, init=spec.init)
-    if needs.generator:
+    if needs.generator == 'vae':
         return paired(clf, vae_model(hidden, latent=LATENT,
                                      input_dim=input_dim))
+    if needs.generator in ('rtf', 'separate'):
+        groups = (protocol.num_tasks if needs.gates == 'task'
+                  else protocol.num_outputs)
+        gen = rtf_vae(hidden, latent=LATENT, input_dim=input_dim,
+                      num_outputs=protocol.num_outputs,
+                      num_modes=protocol.num_outputs if needs.conditional
+                      else 0,
+                      gate_groups=groups if needs.gates != 'none' else 0,
+                      gate_prop=hp[needs.gate_prop] if needs.gate_prop
+                      else 0.0)
+        return gen if needs.generator == 'rtf' else paired(clf, gen)
     return clf
 
 
@@ -87,7 +99,7 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
     if batch < 1:
         raise ConfigError(f'batch size must be >= 1, got {batch}')
     check_scenario(parts, protocol.scenario)
-    needs = model_needs(parts)
+    needs = model_needs(parts, static_max)
 
     def make_model(hp):
         return build_model(protocol, spec, needs, hp, hidden=hidden)

@@ -64,11 +64,55 @@ def _gr(name, distill):
         return Members(
             current=[('generator', generator_loss(ctx.model))],
             replay=[(name, generative_replay(
-                ctx.model, distill=distill,
-                temperature=hp.get('gr.temperature', 2.0),
+                ctx.model, num_classes=ctx.data.num_outputs,
+                distill=distill, temperature=hp.get('gr.temperature', 2.0),
                 replay_size=size, replay_count=hp['gr.replay_size'],
                 num_tasks=ctx.num_tasks))])
     return build
+
+
+def _bir_needs(static):
+    """BI-R's model from its static switches (see ``_bir``)."""
+    return ModelNeeds(
+        generator='rtf' if static.get('bir.rtf', 1) else 'separate',
+        conditional=bool(static.get('bir.conditional', 1)),
+        gates='task' if static.get('bir.task_gates', 0) else 'class',
+        gate_prop='bir.dg_prop')
+
+
+def _bir(ctx, hp):
+    """Brain-inspired replay; each component a switch: ``bir.rtf`` (one
+    model), ``bir.conditional`` (mixture prior), ``bir.dg_prop`` (gates;
+    0: none), ``bir.distill`` (soft targets); ``bir.task_gates``, the
+    gates' groups."""
+    from jcl.methods.generative import generator_loss
+    from jcl.methods.replay import generative_replay
+    needs = _bir_needs(ctx.static_max)
+    groups = (ctx.num_tasks if needs.gates == 'task'
+              else ctx.data.num_outputs)
+    size = _static(ctx, 'bir.replay_size', ctx.batch)
+    return Members(
+        current=[('generator', generator_loss(
+            ctx.model, conditional=needs.conditional, gate=needs.gates,
+            num_groups=groups))],
+        replay=[('bir', generative_replay(
+            ctx.model, num_classes=ctx.data.num_outputs,
+            distill=hp['bir.distill'], temperature=hp['bir.temperature'],
+            t2=hp['bir.t2'], conditional=needs.conditional,
+            gate=needs.gates, num_groups=groups, replay_size=size,
+            num_tasks=ctx.num_tasks))])
+
+
+def _rtf(ctx, hp):
+    from jcl.methods.generative import generator_loss
+    from jcl.methods.replay import generative_replay
+    return Members(
+        current=[('generator', generator_loss(ctx.model))],
+        replay=[('rtf', generative_replay(
+            ctx.model, num_classes=ctx.data.num_outputs, distill=True,
+            temperature=hp['rtf.temperature'], t2=hp['rtf.t2'],
+            replay_size=_static(ctx, 'rtf.replay_size', ctx.batch),
+            num_tasks=ctx.num_tasks))])
 
 
 def _er(ctx, hp):
@@ -157,11 +201,11 @@ METHODS = {
             'xdg.proportion': defaults.xdg_proportion(p, s)},
         checks={'xdg.proportion': UNIT}),
     'gr': MethodSpec(
-        build=_gr('gr', False), model=ModelNeeds(generator=True),
+        build=_gr('gr', False), model=ModelNeeds(generator='vae'),
         defaults=lambda p, s, b: {'gr.replay_size': float(b)},
         checks={'gr.replay_size': REPLAY_SIZE}),
     'gr-distill': MethodSpec(
-        build=_gr('gr-distill', True), model=ModelNeeds(generator=True),
+        build=_gr('gr-distill', True), model=ModelNeeds(generator='vae'),
         defaults=lambda p, s, b: {'gr.temperature': 2.0,
                                   'gr.replay_size': float(b)},
         checks={'gr.temperature': POSITIVE,
@@ -169,6 +213,28 @@ METHODS = {
     'separate': MethodSpec(
         model=ModelNeeds(separate=True), scenarios=('task',),
         reset_optimizer=True),
+    'rtf': MethodSpec(
+        build=_rtf, model=ModelNeeds(generator='rtf'),
+        defaults=lambda p, s, b: {'rtf.temperature': 2.0,
+                                  'rtf.t2': 1.0,
+                                  'rtf.replay_size': float(b)},
+        checks={'rtf.temperature': POSITIVE, 'rtf.t2': SWITCH,
+                'rtf.replay_size': REPLAY_SIZE},
+        static=('rtf.replay_size',)),
+    'bir': MethodSpec(
+        build=_bir, model=_bir_needs,
+        defaults=lambda p, s, b: {
+            'bir.rtf': 1.0, 'bir.conditional': 1.0,
+            'bir.task_gates': defaults.bir_task_gates(p, s),
+            'bir.dg_prop': defaults.bir_dg_prop(p, s), 'bir.distill': 1.0,
+            'bir.temperature': 2.0, 'bir.t2': defaults.bir_t2(p, s),
+            'bir.replay_size': float(b)},
+        checks={'bir.rtf': SWITCH, 'bir.conditional': SWITCH,
+                'bir.task_gates': SWITCH, 'bir.dg_prop': UNIT,
+                'bir.distill': SWITCH, 'bir.temperature': POSITIVE,
+                'bir.t2': SWITCH, 'bir.replay_size': REPLAY_SIZE},
+        static=('bir.rtf', 'bir.conditional', 'bir.task_gates',
+                'bir.replay_size')),
     'er': MethodSpec(
         build=_er, defaults=_buffer_defaults('er'),
         checks={'er.per_class': BUDGET, 'er.replay_size': REPLAY_SIZE},
@@ -219,17 +285,26 @@ def default_hparams(parts: list, *, lr: float, protocol='split-mnist',
     return hp
 
 
-def model_needs(parts: list) -> ModelNeeds:
-    """The union of a composition's model needs (at most one part may
-    replace the network)."""
-    needs = [METHODS[p].model for p in parts]
+def model_needs(parts: list, static: dict | None = None) -> ModelNeeds:
+    """The union of a composition's model needs, given its one-value-per-
+    run hyperparameters (at most one part may replace the network, at
+    most one may bring a generator)."""
+    needs = [m(static or {}) if callable(m) else m
+             for m in (METHODS[p].model for p in parts)]
     if sum(n.separate for n in needs) > 1:
         raise ConfigError(f'{"+".join(parts)}: at most one part may '
                           'replace the network')
+    gens = [n for n in needs if n.generator]
+    if len(gens) > 1:
+        raise ConfigError(f'{"+".join(parts)}: at most one part may bring '
+                          'a generator')
+    if gens and any(n.separate for n in needs):
+        raise ConfigError(f'{"+".join(parts)}: separate networks and a '
+                          'generator do not combine')
     xdg = [n.xdg for n in needs if n.xdg]
-    return ModelNeeds(xdg=xdg[0] if xdg else None,
-                      generator=any(n.generator for n in needs),
-                      separate=any(n.separate for n in needs))
+    base = gens[0] if gens else ModelNeeds()
+    return base._replace(xdg=xdg[0] if xdg else None,
+                         separate=any(n.separate for n in needs))
 
 
 def check_scenario(parts: list, scenario: str):

@@ -17,12 +17,21 @@ class ModelNeeds(NamedTuple):
 
     Attributes:
       xdg: the hyperparameter holding XdG's gated proportion, or ``None``.
-      generator: a generator beside the classifier (generative replay).
+      generator: ``''`` (none), ``'vae'`` (a VAE beside the classifier:
+        generative replay), ``'separate'`` (a VAE with BI-R's options
+        beside the classifier) or ``'rtf'`` (one model: the classifier on
+        the encoder, replay through feedback).
+      conditional: the generator's prior has one mode per class.
+      gates: the decoder's gates by ``'class'`` or ``'task'`` (``'none'``).
+      gate_prop: the hyperparameter holding the gated proportion.
       separate: one network per task instead of one shared network.
     """
 
     xdg: str | None = None
-    generator: bool = False
+    generator: str = ''
+    conditional: bool = False
+    gates: str = 'none'
+    gate_prop: str | None = None
     separate: bool = False
 
 
@@ -68,7 +77,8 @@ class MethodSpec(NamedTuple):
       build: ``(ctx: BuildCtx, hp) -> Members``.
       defaults: ``(protocol, scenario, batch) -> {hp name: default}``.
       checks: hyperparameter name -> (predicate, requirement text).
-      model: the model the method needs.
+      model: the model the method needs, or ``static -> ModelNeeds`` (a
+        function of the one-value-per-run hyperparameters).
       joint: trains on the data of all tasks so far.
       scenarios: the scenarios the method is defined for.
       reset_optimizer: fresh optimiser state at every task start.
@@ -81,7 +91,7 @@ class MethodSpec(NamedTuple):
     build: Callable = _nothing
     defaults: Callable = lambda p, s, b: {}  # noqa: E731
     checks: dict = {}
-    model: ModelNeeds = ModelNeeds()
+    model: ModelNeeds | Callable = ModelNeeds()
     joint: bool = False
     scenarios: tuple = ('task', 'domain', 'class')
     reset_optimizer: bool = False

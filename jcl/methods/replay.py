@@ -1,13 +1,28 @@
-"""Generative replay (DGR, Shin et al. 2017; the NMI-2022 baseline).
+"""Generative replay: plain (DGR, Shin et al. 2017) and brain-inspired.
 
-On task ``t`` (0-based) a frozen snapshot of the model, taken at the end
-of task ``t - 1``, provides replay: its generator draws inputs and its
-classifier labels them (hard ``argmax`` labels, or soft targets with
-``distill=True``). The student learns them as a classifier and as a
-generator. The terms are on replayed data, so
-:func:`jcl.combine.replay_weighted` weighs them by ``1 - 1/t``; the
-current data's terms (cross-entropy, :func:`jcl.methods.generative.
-generator_loss`) get ``1/t``.
+On task ``t`` (0-based) the model at the end of task ``t - 1`` (the
+teacher) generates inputs and labels them; the student learns them as a
+classifier and as a generator. The replayed batch is split evenly over
+the previous tasks: input ``i`` belongs to head ``j = i mod t``. With all
+switches off this is generative replay; each BI-R component is a switch:
+
+* ``conditional``: input ``i`` is generated from the prior mode of a class
+  drawn uniformly among head ``j``'s classes seen so far, and the
+  student's variational term uses the mixture of modes weighted by the
+  teacher's ``softmax(logits / T)`` (or, without ``distill``, the
+  teacher's predicted class's mode);
+* ``gate`` (``'class'`` or ``'task'``): the teacher decodes with the
+  gates of the drawn class (or of task ``j``); the student reconstructs
+  with the mixture of class gates weighted by the same soft targets (or
+  the predicted class's gates; task gates: task ``j``'s);
+* ``distill``: soft targets at temperature ``T`` (scaled by ``T**2``
+  when ``t2`` is 1, as SPEC.md and the BI-R paper's code; 0 as the NMI
+  2022 code) instead of the teacher's hard labels.
+
+Replay-through-feedback is the model's choice (one model whose classifier
+sits on the encoder, :func:`jcl.models.rtf.rtf_vae`, or a classifier
+paired with a generator, :func:`jcl.models.paired`). The terms are on
+replayed data: :func:`jcl.combine.replay_weighted` weighs them ``1-1/t``.
 
 >>> from jcl import combine
 >>> from jcl.methods import generator_loss, supervised
@@ -16,124 +31,183 @@ generator_loss`) get ``1/t``.
 ...                vae_model((8,), latent=2, input_dim=6))
 >>> method = combine.replay_weighted(
 ...     current=[('ce', supervised()), ('gen', generator_loss(model))],
-...     replay=[('gr', generative_replay(model))])
+...     replay=[('gr', generative_replay(model, num_classes=4))])
 """
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jcl import losses
 from jcl.method import Method, make_method, stream
-from jcl.methods.generative import negative_elbo
+from jcl.methods.generative import GATES, negative_elbo
 from jcl.model import Model, logits, view
-from jcl.types import Snapshot
+from jcl.types import Array, Snapshot
 
 HEADS = ('split', 'all')
 
 
+class ReplayState(NamedTuple):
+    """Generative replay's state.
+
+    Attributes:
+      teacher: the model at the end of the last learned task (at first:
+        the initial model, used with weight 0).
+      seen: bool ``[C]`` output units that had training examples so far
+        (the classes a conditional generator may replay).
+    """
+
+    teacher: Snapshot
+    seen: Array
+
+
 def replay_loss(student_logits, teacher_logits, student_mask,
-                teacher_mask, *, distill=False, temperature=2.0):
+                teacher_mask, *, distill=False, temperature=2.0, t2=1.0):
     """Per-input loss of replayed inputs: the student's cross-entropy
     against the teacher's ``argmax`` over its active outputs, or (with
-    ``distill``) distillation at ``temperature``, scaled by ``T**2``.
-
-    Returns:
-      ``[N]``.
-    """
-    if distill:
-        return losses.distillation(student_logits, teacher_logits,
-                                   student_mask, temperature,
-                                   teacher_mask=teacher_mask)
+    ``distill``) distillation at ``temperature``, times ``T**2`` when
+    ``t2`` is 1. ``distill`` (a bool, or 0/1), ``temperature`` and ``t2``
+    may be traced. Returns ``[N]``."""
     labels = jnp.argmax(losses.mask_logits(teacher_logits, teacher_mask),
                         axis=-1)
-    return losses.cross_entropy(student_logits, labels, student_mask)
+    ce = losses.cross_entropy(student_logits, labels, student_mask)
+    if distill is False:
+        return ce
+    kd = losses.distillation(student_logits, teacher_logits, student_mask,
+                             temperature, teacher_mask=teacher_mask)
+    kd = kd * jnp.where(t2 > 0, 1.0, 1.0 / temperature ** 2)
+    return kd if distill is True else jnp.where(distill > 0, kd, ce)
 
 
 def _wmean(w, per):
     return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
-def generative_replay(model: Model, *, distill=False, temperature=2.0,
-                      replay_size=None, replay_count=None, heads='split',
-                      num_tasks=None) -> Method:
-    """Replay of inputs drawn from the previous task's generator.
+def replayed_inputs(model: Model, state: ReplayState, ctx, key, n: int, *,
+                    conditional=False, gate='none', num_groups: int = 0):
+    """``n`` inputs generated by the teacher in ``state``.
 
-    A replayed input scored under head ``j`` (task argument ``j``, so
-    task-specific gates apply) is scored by the teacher over
-    ``ctx.active[t - 1, j]`` and by the student over ``ctx.active[t, j]``.
-    ``heads`` says which inputs go to which head: ``'split'`` scores input
-    ``i`` under head ``i mod t`` (the replayed batch split evenly over the
-    previous tasks, one forward pass per model); ``'all'`` scores every
-    input under every previous head and averages the heads (the NMI
-    code's Task-IL replay: ``t`` times the compute, the same expected
-    loss). Outside Task-IL the heads are equal.
+    Input ``i`` belongs to head ``j = i mod t`` and to a class drawn
+    uniformly among head ``j``'s classes seen so far (the teacher's active
+    units of that head); with ``conditional`` its latent is drawn from
+    that class's prior mode, and the teacher decodes with the gates of the
+    class (``gate='class'``) or of task ``j`` (``'task'``).
+
+    Returns:
+      ``(x, head, cls)``: the decoded means ``[n, D]`` (no gradient), the
+      head and the class of each.
+    """
+    t = ctx.task_id
+    prev = jnp.maximum(t - 1, 0)
+    head = (jnp.arange(n) % jnp.maximum(t, 1)).astype(jnp.int32)
+    allowed = ctx.active[prev][head] & state.seen[None]
+    k_class, k_z = jax.random.split(key)
+    cls = jax.random.categorical(k_class, jnp.where(allowed, 0.0, -jnp.inf))
+    teacher = state.teacher
+    z = model.views['draw'](teacher.params, k_z, n,
+                            cls if conditional else None)
+    group = {'none': None, 'class': cls, 'task': head}[gate]
+    w = None if group is None else jax.nn.one_hot(group, num_groups)
+    x = model.views['to_input'](model.views['decode'](
+        teacher.params, teacher.model_state, z, w))
+    return jax.lax.stop_gradient(x), head, cls
+
+
+def generative_replay(model: Model, *, num_classes: int, distill=False,
+                      temperature=2.0, t2=1.0, conditional=False,
+                      gate='none', num_groups: int = 0, replay_size=None,
+                      replay_count=None, heads='split',
+                      num_tasks=None) -> Method:
+    """Generative replay, its BI-R switches (see the module doc).
 
     Args:
-      model: a model with a ``'sample'`` view and a generator's outputs
-        (:func:`jcl.models.paired`).
-      distill: soft targets instead of the teacher's hard labels.
-      temperature: distillation temperature (may be traced).
+      model: a generator with a classifier (views ``'draw'``,
+        ``'decode'``, ``'to_input'``, ``'reconstruction'``, ``'prior'``).
+      num_classes: output units (the seen-class record).
+      distill, temperature, t2: soft targets (``temperature`` and ``t2``
+        may be traced).
+      conditional: replay from the class modes of a mixture prior.
+      gate: ``'none'``, ``'class'`` or ``'task'`` decoder gates;
+        ``num_groups`` the gate groups (classes or tasks).
       replay_size: replayed inputs drawn per step (static; default: the
         current batch size).
       replay_count: how many of those count (may be traced, e.g. a grid
-        axis; default: all). The first ``replay_count`` inputs get weight
-        1, the rest 0, so a vmapped grid over replay sizes shares one
-        program drawn at the largest size.
-      heads: ``'split'`` or ``'all'`` (static).
-      num_tasks: heads to replay on with ``heads='all'`` (static; default:
-        all tasks of the active table).
+        axis; default: all); the rest get weight 0.
+      heads: ``'split'`` (input ``i`` scored under head ``i mod t``) or
+        ``'all'`` (every input under every previous head, the NMI code's
+        Task-IL replay; static).
+      num_tasks: heads with ``heads='all'`` (default: all).
 
     Returns:
-      A method whose state is the teacher :class:`jcl.types.Snapshot`,
-      with terms ``'replay'`` (the classifier on replayed inputs) and
-      ``'generator'`` (the generator's negative ELBO on them); both are
-      0 on the first task.
+      A method with state :class:`ReplayState` and terms ``'replay'``
+      (the classifier on replayed inputs) and ``'generator'`` (the
+      generator's negative ELBO on them); both 0 on the first task.
     """
     if heads not in HEADS:
         raise ValueError(f"heads must be 'split' or 'all', got {heads!r}")
-    sample = view(model, 'sample', 'generative replay')
+    if gate not in GATES:
+        raise ValueError(f'gate must be one of {GATES}, got {gate!r}')
+    for name in ('draw', 'decode', 'to_input'):
+        view(model, name, 'generative replay')
 
     def init(snap, ctx):
         del ctx  # unused
-        return snap
+        return ReplayState(snap, jnp.zeros(num_classes, bool))
 
-    def loss(teacher, fwd, ctx):
+    def loss(state, fwd, ctx):
         t = ctx.task_id
         prev = jnp.maximum(t - 1, 0)
         n = replay_size or fwd.batch.x.shape[0]
-        k_sample, k_gen = jax.random.split(stream(ctx, 'replay'))
-        x = jax.lax.stop_gradient(sample(teacher.params,
-                                         teacher.model_state, k_sample, n))
+        k_gen, k_elbo = jax.random.split(stream(ctx, 'replay'))
+        x, head, _ = replayed_inputs(model, state, ctx, k_gen, n,
+                                     conditional=conditional, gate=gate,
+                                     num_groups=num_groups)
         w = (jnp.ones((n,), jnp.float32) if replay_count is None
              else (jnp.arange(n) < replay_count).astype(jnp.float32))
 
         def scored(task):
             out, _ = model.apply(fwd.params, fwd.model_state, x, task,
                                  train=True)
-            target = jax.lax.stop_gradient(logits(model, teacher, x, task))
+            target = jax.lax.stop_gradient(logits(model, state.teacher, x,
+                                                  task))
             per = replay_loss(out['logits'], target, ctx.active[t][task],
                               ctx.active[prev][task], distill=distill,
-                              temperature=temperature)
-            return _wmean(w, per), out
+                              temperature=temperature, t2=t2)
+            return _wmean(w, per), out, target
 
         if heads == 'split':
-            task = (jnp.arange(n) % jnp.maximum(t, 1)).astype(jnp.int32)
-            cls, out = scored(task)
+            cls_loss, out, target = scored(head)
         else:
             all_heads = jnp.arange(num_tasks or ctx.active.shape[0])
             per_head = jax.vmap(lambda j: scored(
                 jnp.full((n,), j, jnp.int32))[0])(all_heads)
             head_w = (all_heads < t) / jnp.maximum(t, 1).astype(jnp.float32)
-            cls = jnp.sum(head_w * per_head)
-            out = scored(jnp.zeros((n,), jnp.int32))[1]
-        gen = _wmean(w, negative_elbo(model, fwd.params, fwd.model_state,
-                                      out, x, k_gen))
+            cls_loss = jnp.sum(head_w * per_head)
+            _, out, target = scored(head)
+        mask = ctx.active[prev][head]
+        soft = jax.nn.softmax(losses.mask_logits(target, mask) / temperature)
+        hard = jnp.argmax(losses.mask_logits(target, mask), axis=-1)
+        onehot = jax.nn.one_hot(hard, num_classes)
+        probs = (soft if distill is True else onehot if distill is False
+                 else jnp.where(distill > 0, soft, onehot))
+        gates = {'none': None, 'class': probs,
+                 'task': jax.nn.one_hot(head, max(num_groups, 1))}[gate]
+        gen = _wmean(w, negative_elbo(
+            model, fwd.params, fwd.model_state, out, x, k_elbo,
+            weights=probs if conditional else None, gates=gates))
         first = t == 0
-        return {'replay': jnp.where(first, 0.0, cls),
+        return {'replay': jnp.where(first, 0.0, cls_loss),
                 'generator': jnp.where(first, 0.0, gen)}
 
-    def consolidate(teacher, end, ctx):
-        del teacher, ctx  # unused
-        return Snapshot(end.params, end.model_state)
+    def consolidate(state, end, ctx):
+        t = ctx.task_id
+        data = end.data
+        entries = jnp.arange(data.index.shape[1])
+        y = data.labels[data.index[t]] + data.offset[data.origin[t]]
+        new = jnp.zeros(num_classes, bool).at[y].max(
+            entries < data.count[t])
+        return ReplayState(Snapshot(end.params, end.model_state),
+                           state.seen | new)
 
     return make_method(init=init, loss=loss, consolidate=consolidate)

@@ -14,8 +14,10 @@ references, where the generator is a model of its own.
 >>> m = paired(mlp_classifier((8,), num_outputs=2, input_dim=5),
 ...            vae_model((8,), latent=3, input_dim=5))
 >>> params, state = m.init(jax.random.PRNGKey(0))
->>> sorted(params), sorted(m.views)
-(['classifier', 'generator'], ['decode', 'reconstruction', 'sample', 'taps'])
+>>> sorted(params)
+['classifier', 'generator']
+>>> sorted(m.views)
+['decode', 'draw', 'prior', 'reconstruction', 'sample', 'taps', 'to_input']
 """
 
 import jax
@@ -61,10 +63,16 @@ def paired(classifier: Model, generator: Model) -> Model:
                       name=f'{classifier.name} + {generator.name}')
 
 
+ON_OUTPUTS = ('reconstruction', 'to_input')   # views of outputs only
+ON_PARAMS = ('prior', 'draw')                   # views of parameters only
+
+
 def _on_generator(name, fn):
     """A generator view that takes the paired model's params and state."""
-    if name == 'reconstruction':
-        return fn  # acts on outputs, not on parameters
+    if name in ON_OUTPUTS:
+        return fn
+    if name in ON_PARAMS:
+        return lambda params, *args: fn(params['generator'], *args)
 
     def view(params, state, *args):
         return fn(params['generator'], state['generator'], *args)

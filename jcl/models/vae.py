@@ -153,7 +153,10 @@ def vae_model(hidden: Sequence[int], *, latent: int, input_dim: int,
       output: ``'sigmoid'`` (pixels) or ``'linear'`` (features).
 
     Views:
-      ``'decode'``: ``(params, state, z) -> [B, D]`` output logits;
+      ``'decode'``: ``(params, state, z, gates=None) -> [B, D]`` output
+      logits (no gates: ``gates`` is ignored); ``'draw'``: ``(params,
+      key, n, modes=None) -> z`` from the prior N(0, I); ``'prior'``:
+      ``params -> None``; ``'to_input'``: logits -> decoded means;
       ``'sample'``: ``(params, state, key, n) -> [n, D]`` decoded means of
       ``z ~ N(0, I)``; ``'reconstruction'``: ``(logits, x) -> [B]`` the
       summed negative log-likelihood (BCE, or half the squared error).
@@ -176,14 +179,19 @@ def vae_model(hidden: Sequence[int], *, latent: int, input_dim: int,
                                   method=VAE.encode_all)
         return {'mu': mu, 'logvar': logvar, 'features': h}, state
 
-    def decode(params, state, z):
-        del state  # unused
+    def decode(params, state, z, gates=None):
+        del state, gates  # unused
         return net.apply({'params': params}, z, method=VAE.decode_logits)
 
+    def draw(params, key, n, modes=None):
+        del params, modes  # unused: N(0, I)
+        return jax.random.normal(key, (n, latent))
+
+    def to_input(logits):
+        return jax.nn.sigmoid(logits) if output == 'sigmoid' else logits
+
     def sample(params, state, key, n):
-        del state  # unused
-        z = jax.random.normal(key, (n, latent))
-        return net.apply({'params': params}, z, method=VAE.decode)
+        return to_input(decode(params, state, draw(params, key, n)))
 
     def reconstruction(logits, x):
         if output == 'sigmoid':
@@ -192,6 +200,8 @@ def vae_model(hidden: Sequence[int], *, latent: int, input_dim: int,
 
     return make_model(init=init, apply=apply,
                       views={'decode': decode, 'sample': sample,
+                             'draw': draw, 'prior': lambda params: None,
+                             'to_input': to_input,
                              'reconstruction': reconstruction},
                       name=f'vae {input_dim}-{"-".join(map(str, hidden))}'
                            f'-{latent}')

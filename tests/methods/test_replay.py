@@ -14,7 +14,7 @@ from jcl import data as data_lib
 from jcl import train as train_lib
 from jcl.errors import ConfigError
 from jcl.methods.generative import generator_loss
-from jcl.methods.replay import generative_replay
+from jcl.methods.replay import ReplayState, generative_replay
 from jcl.methods.supervised import supervised
 from jcl.model import make_model
 from jcl.models.classifier import mlp_classifier
@@ -41,22 +41,25 @@ def stub_model(calls=None, per_task=True):
         return {'logits': x @ c['w'] + c['b'][task], 'features': x,
                 'mu': x @ g['e'], 'logvar': x @ g['v']}, state
 
-    def sample(params, state, key, n):
-        del state, key  # unused
+    def draw(params, key, n, modes=None):
+        del params, key, modes  # unused
         if calls is not None:
             calls.append(n)
-        return jnp.asarray(X_REP[:n]) + params['generator']['m']
+        return jnp.full((n, L), 100.0)  # a marker: "generate X_REP + m"
 
-    def decode(params, state, z):
-        del state  # unused
-        return params['generator']['m'] + 0.0 * z[:, :1]
+    def decode(params, state, z, gates=None):
+        del state, gates  # unused
+        m = params['generator']['m']
+        generated = jnp.asarray(X_REP[:z.shape[0]]) + m
+        return jnp.where(z[:, :1] > 50.0, generated, m + 0.0 * z[:, :1])
 
     def reconstruction(out, x):
         return jnp.sum((out - x) ** 2, axis=-1)
 
     return make_model(init=None, apply=apply,
                       main=lambda p: p['classifier'],
-                      views={'sample': sample, 'decode': decode,
+                      views={'draw': draw, 'decode': decode,
+                             'to_input': lambda out: out,
                              'reconstruction': reconstruction})
 
 
@@ -71,7 +74,8 @@ def make_params(seed, num_tasks):
 
 
 def teacher_of(params):
-    return Snapshot(params, {})
+    """The replay state of a teacher (every class seen)."""
+    return ReplayState(Snapshot(params, {}), jnp.ones(C, bool))
 
 
 def table(scenario, num_tasks):
@@ -165,7 +169,8 @@ def np_split_hard(student, teacher, x, t, active):
 def test_hard_labels_class_il_by_hand():
     active = table('class', 2)  # units {0,1,2} then {3,4,5}
     student, teacher = make_params(1, 2), make_params(2, 2)
-    got = replay_terms(generative_replay(stub_model(), replay_size=N),
+    got = replay_terms(generative_replay(stub_model(), num_classes=C,
+                                         replay_size=N),
                        student, teacher, ctx_at(1, active))
     # teacher: classes of task 0; student: classes of tasks 0 and 1
     x = x_rep(teacher)
@@ -181,7 +186,7 @@ def test_hard_labels_class_il_by_hand():
 def test_task_il_averages_over_previous_heads(distill):
     active = table('task', 3)  # heads {0,1}, {2,3}, {4,5}
     student, teacher = make_params(1, 3), make_params(2, 3)
-    method = generative_replay(stub_model(), distill=distill,
+    method = generative_replay(stub_model(), num_classes=C, distill=distill,
                                temperature=3.0, heads='all', replay_size=N)
     got = replay_terms(method, student, teacher, ctx_at(2, active))
     x = x_rep(teacher)
@@ -206,7 +211,7 @@ def test_task_il_split_evenly_over_previous_heads(distill):
     active = table('task', 3)  # heads {0,1}, {2,3}, {4,5}
     student, teacher = make_params(1, 3), make_params(2, 3)
     # draws N inputs, the last one weighted 0
-    method = generative_replay(stub_model(), distill=distill,
+    method = generative_replay(stub_model(), num_classes=C, distill=distill,
                                temperature=3.0, replay_size=N,
                                replay_count=N - 1)
     got = replay_terms(method, student, teacher, ctx_at(2, active))
@@ -236,8 +241,8 @@ def test_split_equals_all_outside_task_il():
     """Without task-specific parts (no per-task bias or gates) the heads
     of Class- and Domain-IL are one head: both modes agree."""
     shared = stub_model(per_task=False)
-    split = generative_replay(shared)
-    every = generative_replay(shared, heads='all')
+    split = generative_replay(shared, num_classes=C)
+    every = generative_replay(shared, num_classes=C, heads='all')
     student, teacher = make_params(1, 3), make_params(2, 3)
     fwd = forward(shared, student, current_batch())
     every_loss, split_loss = jax.jit(every.loss), jax.jit(split.loss)
@@ -250,13 +255,13 @@ def test_split_equals_all_outside_task_il():
                 np.testing.assert_allclose(a[k], b[k], rtol=1e-5)
                 assert (float(a[k]) == 0.0) == (t == 0)
     with pytest.raises(ValueError, match='heads'):
-        generative_replay(shared, heads='every')
+        generative_replay(shared, num_classes=C, heads='every')
 
 
 def test_needs_a_sample_view():
     clf = mlp_classifier((4,), num_outputs=C, input_dim=D)
-    with pytest.raises(ConfigError, match="'sample' view"):
-        generative_replay(clf)
+    with pytest.raises(ConfigError, match="'draw' view"):
+        generative_replay(clf, num_classes=C)
     with pytest.raises(ConfigError, match="'decode' view"):
         generator_loss(clf)
 
@@ -264,8 +269,8 @@ def test_needs_a_sample_view():
 def test_distill_class_il_teacher_over_previous_classes():
     active = table('class', 2)
     student, teacher = make_params(1, 2), make_params(2, 2)
-    got = replay_terms(generative_replay(stub_model(), distill=True,
-                                         replay_size=N),
+    got = replay_terms(generative_replay(stub_model(), num_classes=C,
+                                         distill=True, replay_size=N),
                        student, teacher, ctx_at(1, active))
     x = x_rep(teacher)
     p = np.zeros((N, C))
@@ -278,7 +283,7 @@ def test_distill_class_il_teacher_over_previous_classes():
 @pytest.mark.parametrize('scenario', ['task', 'domain'])
 def test_distill_gradient_vanishes_when_teacher_is_student(scenario):
     model = stub_model()
-    method = generative_replay(model, distill=True)
+    method = generative_replay(model, num_classes=C, distill=True)
     params = make_params(1, 3)
     ctx = ctx_at(2, table(scenario, 3))
     batch = current_batch()
@@ -304,15 +309,16 @@ def test_replay_weighted_weights_current_and_replayed_terms():
     ``1 - 1/t`` (and the current ones 1 on the first task)."""
     calls = []
     model = stub_model(calls)
-    gr = generative_replay(model)
+    gr = generative_replay(model, num_classes=C)
     method = combine.replay_weighted(
         current=[('ce', supervised()), ('gen', generator_loss(model))],
         replay=[('gr', gr)])
     params, teacher = make_params(1, 3), make_params(2, 3)
     active = table('class', 3)
-    mstate = method.init(teacher_of(teacher), None)
+    mstate = method.init(Snapshot(teacher, {}), None)
     assert set(mstate) == {'ce', 'gen', 'gr'}
-    chex.assert_trees_all_equal(mstate['gr'], teacher_of(teacher))
+    chex.assert_trees_all_equal(mstate['gr'].teacher, Snapshot(teacher, {}))
+    mstate['gr'] = teacher_of(teacher)  # every class seen
     loss = jax.jit(method.loss)
     alone = jax.jit(gr.loss)
     for t in (0, 1, 2):
@@ -357,7 +363,7 @@ def test_replay_size_and_traced_temperature():
     ctx = ctx_at(1, table('class', 2))
 
     def terms(temperature):
-        method = generative_replay(model, distill=True,
+        method = generative_replay(model, num_classes=C, distill=True,
                                    temperature=temperature, replay_size=3)
         return method.loss(teacher_of(params), fwd, ctx)[0]
 
@@ -386,11 +392,13 @@ def test_traced_replay_count_equals_smaller_replay_size():
 
     @jax.jit
     def masked(count):
-        m = generative_replay(model, replay_size=5, replay_count=count)
+        m = generative_replay(model, num_classes=C, replay_size=5,
+                              replay_count=count)
         return m.loss(teacher_of(teacher), fwd, ctx)[0]
 
-    small = jax.jit(lambda: generative_replay(model, replay_size=3).loss(
-        teacher_of(teacher), fwd, ctx)[0])()
+    small = jax.jit(lambda: generative_replay(
+        model, num_classes=C, replay_size=3).loss(teacher_of(teacher), fwd,
+                                                  ctx)[0])()
     got = masked(jnp.float32(3))
     for k in ('replay', 'generator'):
         np.testing.assert_allclose(got[k], small[k], rtol=1e-5)
@@ -416,14 +424,22 @@ def test_init_and_consolidate_snapshot_the_whole_model():
     chex.assert_trees_all_equal(
         params['generator'], jax.jit(gen.init)(jax.random.fold_in(key, 2))[0])
     assert model.main(params) is params['classifier']
-    method = generative_replay(model)
-    teacher = method.init(Snapshot(params, state), None)
-    assert isinstance(teacher, Snapshot)
-    chex.assert_trees_all_equal(teacher, Snapshot(params, state))
+    method = generative_replay(model, num_classes=C)
+    first = method.init(Snapshot(params, state), None)
+    assert isinstance(first, ReplayState)
+    chex.assert_trees_all_equal(first.teacher, Snapshot(params, state))
+    assert not np.asarray(first.seen).any()
     later = jax.tree.map(lambda a: a + 1.0, params)
-    teacher = method.consolidate(teacher, TaskEnd(later, state, None, None),
-                                 ctx_at(0, None))
-    chex.assert_trees_all_equal(teacher, Snapshot(later, state))
+    # a task of classes 1 and 4 (3 entries, the third padding)
+    data = data_lib.TaskData(
+        images=jnp.zeros((3, D), jnp.uint8), labels=jnp.array([1, 4, 5]),
+        index=jnp.array([[0, 1, 2]]), count=jnp.array([2]),
+        origin=jnp.zeros((1, 3), jnp.int32),
+        offset=jnp.zeros(1, jnp.int32), perm=None)
+    new = method.consolidate(first, TaskEnd(later, state, data, None),
+                             ctx_at(0, None))
+    chex.assert_trees_all_equal(new.teacher, Snapshot(later, state))
+    assert np.flatnonzero(np.asarray(new.seen)).tolist() == [1, 4]
     # the paired model's sample view is the generator's on its params
     k = jax.random.PRNGKey(5)
     np.testing.assert_allclose(
@@ -444,7 +460,7 @@ def test_end_to_end_class_il(arrays):
     def make_method(hp, model):
         return combine.replay_weighted(
             current=[('ce', supervised()), ('gen', generator_loss(model))],
-            replay=[('gr', generative_replay(model,
+            replay=[('gr', generative_replay(model, num_classes=10,
                                              temperature=hp['gr.temp']))])
 
     learner = train_lib.Learner(make_model, make_method,
@@ -472,7 +488,12 @@ def test_end_to_end_class_il(arrays):
             assert (replay == 0).all() if t == 0 else (replay > 0).all()
         # the teacher is the snapshot of the model at the end of the task
         chex.assert_trees_all_equal(
-            states.mstate['gr'], Snapshot(states.params, states.model_state))
+            states.mstate['gr'].teacher,
+            Snapshot(states.params, states.model_state))
+        # the classes trained so far, seen by every seed
+        np.testing.assert_array_equal(
+            states.mstate['gr'].seen,
+            np.broadcast_to(np.arange(10) < 2 * (t + 1), (2, 10)))
         if t == 0:  # the generator learns the current data
             gen_cur = np.asarray(metrics['gen/loss'])
             assert gen_cur[:, -5:].mean() < gen_cur[:, :5].mean()
