@@ -38,6 +38,9 @@ def parser() -> argparse.ArgumentParser:
                    'iterations (default: the protocol\'s; seq-mnist: 1)')
     r.add_argument('--batch', type=int, default=None,
                    help='minibatch size (default: the paper value)')
+    r.add_argument('--hidden', default=None, metavar='H1,H2,...',
+                   help='hidden layer sizes (default: the protocol\'s; the '
+                   'BI-R paper\'s permuted MNIST: 2000,2000)')
     r.add_argument('--lr', type=float, default=None,
                    help='learning rate (default: the paper value)')
     r.add_argument('--permutations', type=int, default=None,

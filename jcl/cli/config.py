@@ -50,6 +50,17 @@ def _scenarios(text):
     return scenarios
 
 
+def _hidden(text):
+    try:
+        sizes = [int(v) for v in text.split(',')]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f'--hidden {text!r}: give layer sizes as whole '
+                          'numbers >= 1, e.g. 2000,2000')
+    return sizes
+
+
 def _check_counts(args, iters, batch):
     if args.seeds < 1:
         raise ConfigError(f'--seeds must be >= 1, got {args.seeds}')
@@ -108,6 +119,8 @@ def resolve(args) -> dict:
     iters = spec.iters if args.iters is None else args.iters
     batch = spec.batch if args.batch is None else args.batch
     lr = spec.lr if args.lr is None else args.lr
+    hidden = list(spec.hidden) if args.hidden is None else _hidden(
+        args.hidden)
     _check_counts(args, iters if epochs is None else 1, batch)
     sets = parse_sets(args.set)
     grid = parse_grid(args.grid)
@@ -122,7 +135,7 @@ def resolve(args) -> dict:
     cfg = {
         'protocol': args.protocol, 'scenarios': scenarios,
         'methods': methods, 'hparams': hps, 'seeds': args.seeds,
-        'iters': iters, 'batch': batch, 'hidden': list(spec.hidden),
+        'iters': iters, 'batch': batch, 'hidden': hidden,
         'num_tasks': (args.permutations or spec.num_tasks),
         'class_order': args.class_order, 'data_dir': args.data_dir,
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
