@@ -127,8 +127,8 @@ def load_arrays(name: str, data_dir=None) -> dict:
 
 def load_protocol(name: str, scenario: str, *, num_tasks=None,
                   class_order=None, data_dir=None, perm_seed=0,
-                  validation=0.0, arrays=None,
-                  class_outputs='seen') -> protocols.Protocol:
+                  validation=0.0, arrays=None, class_outputs='seen',
+                  features=False) -> protocols.Protocol:
     """Loads the data of a named protocol and lays out its tasks.
 
     Args:
@@ -142,11 +142,17 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
       arrays: the data set's arrays, if already loaded.
       class_outputs: Class-IL's active units, ``'seen'`` or ``'all'``
         (:func:`jcl.protocols.active_table`).
+      features: the data are features of a frozen front end
+        (:func:`jcl.pretrain.feature_arrays`, given as ``arrays``): the
+        protocol's ``prepare`` is the identity.
     """
     spec = protocol_spec(name)
     protocols.check_scenario(scenario)
     if arrays is None:
         arrays = load_arrays(name, data_dir)
+    if spec.kind == 'permuted' and features:
+        raise ConfigError('--features: the front end applies to split '
+                          'protocols')
     if spec.kind == 'permuted':
         proto = protocols.permuted(name, arrays, scenario,
                                    num_tasks=num_tasks or spec.num_tasks,
@@ -154,10 +160,16 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
                                    class_outputs=class_outputs)
     else:
         per_task = (int(np.max(arrays['train_y'])) + 1) // spec.num_tasks
-        proto = protocols.class_split(name, arrays, scenario,
-                                      classes_per_task=per_task,
-                                      class_order=class_order,
-                                      class_outputs=class_outputs)
+        proto = protocols.class_split(
+            name, arrays, scenario, classes_per_task=per_task,
+            class_order=class_order, class_outputs=class_outputs,
+            prepare=protocols.pixels if not features else identity)
     if validation:
         proto = protocols.with_validation(proto, validation)
     return proto
+
+
+
+def identity(x):
+    """``prepare`` of feature protocols: the features as they are."""
+    return x

@@ -51,6 +51,8 @@ class Learner(NamedTuple):
       epochs: if set, each task is this many passes over its data instead
         (shuffled without replacement, incomplete last batch dropped; a
         task's number of steps follows its size), ``num_steps`` unused.
+      augment: ``(key, x) -> x`` applied to the prepared current batch in
+        training (e.g. :func:`jcl.augment.crop_and_flip`), or ``None``.
     """
 
     make_model: Callable
@@ -61,6 +63,7 @@ class Learner(NamedTuple):
     batch_size: int = 1
     reset_optimizer: bool = False
     epochs: int | None = None
+    augment: Callable | None = None
 
 
 def task_steps(learner: Learner, width: int) -> int:

@@ -75,6 +75,9 @@ def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
     def step(carry, raw, key):
         params, model_state, opt_state, mstate = carry
         batch = raw._replace(x=learner.prepare(raw.x))
+        if learner.augment is not None:
+            batch = batch._replace(x=learner.augment(
+                jax.random.fold_in(key, 0x6175), batch.x))
         ctx = TaskCtx(task_id, key, active)
         trainable, frozen = tree.partition(params, mask)
 

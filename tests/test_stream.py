@@ -80,8 +80,8 @@ def test_streamed_equals_fused_on_the_same_batches(arrays, method):
                                 rtol=1e-5)
     np.testing.assert_array_equal(streamed.key, fused.key)
     # BatchNorm statistics moved from their initial values
-    before = state.model_state['batch_stats']['BatchNorm_0']['mean']
-    after = fused.model_state['batch_stats']['BatchNorm_0']['mean']
+    before = state.model_state['batch_stats']['conv']['BatchNorm_0']['mean']
+    after = fused.model_state['batch_stats']['conv']['BatchNorm_0']['mean']
     assert float(jnp.abs(after - before).max()) > 1e-3
 
 

@@ -42,12 +42,16 @@ def main(argv=None) -> int:
     try:
         if args.command == 'report':
             return report(args.folder)
+        if args.command == 'pretrain':
+            from jcl.cli import pretrain
+            compilation_cache()
+            return pretrain.run(args, log=lambda s: print(s, flush=True))
         from jcl.cli import driver, folders
         cfg = resolve(args)
         folder = args.out or os.path.join(
             'runs', f'{cfg["protocol"]}-{config_hash(cfg)}')
         folders.check_writable(folder)
-        arrays = driver.load_arrays(cfg)
+        arrays = driver.load_arrays(cfg, log=lambda s: print(s, flush=True))
         resuming = folders.prepare_folder(folder, cfg, args.overwrite)
         compilation_cache()
         print(f'jcl: {"resuming" if resuming else "writing"} {folder}',

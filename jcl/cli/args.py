@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
                    'to choose grid points (default 0.1 with --grid)')
     r.add_argument('--data-dir', default=None,
                    help='folder of Fashion-MNIST IDX / CIFAR python files')
+    r.add_argument('--features', default=None, metavar='WEIGHTS',
+                   help='learn on the features of a frozen front end '
+                   'trained by `jcl pretrain` (split protocols)')
     r.add_argument('--seed-chunk', type=int, default=None,
                    help='seeds per compiled group (default: all)')
     r.add_argument('--out', default=None, help='results folder')
@@ -75,6 +78,22 @@ def parser() -> argparse.ArgumentParser:
                    help='replace a finished results folder')
     rep = sub.add_parser('report', help='rebuild summaries and plots')
     rep.add_argument('folder')
+    pre = sub.add_parser('pretrain', help='train a front end (conv '
+                         'layers) on one data set, for --features')
+    pre.add_argument('--data', required=True,
+                     help='mnist, fashion-mnist, cifar10, cifar100')
+    pre.add_argument('--network', default='bir-conv',
+                     help='bir-conv: the BI-R paper\'s 5 conv layers')
+    pre.add_argument('--epochs', type=int, default=100)
+    pre.add_argument('--batch', type=int, default=256)
+    pre.add_argument('--lr', type=float, default=1e-4)
+    pre.add_argument('--augment', choices=('crop-flip', 'none'),
+                     default='crop-flip',
+                     help='random crops (padding 4) and horizontal flips')
+    pre.add_argument('--seed', type=int, default=0)
+    pre.add_argument('--data-dir', default=None)
+    pre.add_argument('--out', required=True, help='weights file (.npz)')
+    pre.add_argument('--overwrite', action='store_true')
     return p
 
 

@@ -10,12 +10,13 @@ the class order of every seed written out.
 
 import hashlib
 import json
+import os
 
 import numpy as np
 
 from jcl import catalog, registry
 from jcl.cli.args import parse_grid, parse_sets
-from jcl.errors import ConfigError
+from jcl.errors import ConfigError, DataError
 
 SCENARIO_CHOICES = ('task', 'domain', 'class')
 
@@ -132,6 +133,9 @@ def resolve(args) -> dict:
                           f'{validation}')
     hps = _hparams(methods, scenarios, args.protocol, lr, batch, sets, grid)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
+    if args.features and spec.kind != 'split':
+        raise ConfigError('--features: the front end applies to split '
+                          'protocols')
     cfg = {
         'protocol': args.protocol, 'scenarios': scenarios,
         'methods': methods, 'hparams': hps, 'seeds': args.seeds,
@@ -141,6 +145,9 @@ def resolve(args) -> dict:
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
     }
+    if args.features:
+        cfg['features'] = os.path.abspath(args.features)
+        cfg['features_sha256'] = file_sha256(args.features)
     outputs = args.class_outputs or spec.class_outputs
     if outputs != 'seen':  # (absent: the hash of older runs)
         cfg['class_outputs'] = outputs
@@ -158,6 +165,18 @@ def scenario_config(cfg: dict, scenario: str) -> dict:
     return {**cfg, 'scenarios': [scenario],
             'hparams': {k: v for k, v in cfg['hparams'].items()
                         if k.startswith(f'{scenario}/')}}
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 of a file (a weights file the run depends on)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+    except OSError as e:
+        raise DataError(f'cannot read {path}: {e.strerror or e}') from None
+    return digest.hexdigest()
 
 
 def config_hash(cfg) -> str:

@@ -19,10 +19,18 @@ from jcl.evaluate import average_accuracy
 from jcl.runner import run_seeds
 
 
-def load_arrays(cfg):
+def load_arrays(cfg, log=print):
     """The data set of the configuration (raises a DataError when it is
-    missing or corrupt, before anything is written)."""
-    return catalog.load_arrays(cfg['protocol'], cfg['data_dir'])
+    missing or corrupt, before anything is written); with ``features``,
+    its images mapped through the frozen front end once."""
+    arrays = catalog.load_arrays(cfg['protocol'], cfg['data_dir'])
+    if not cfg.get('features'):
+        return arrays
+    from jcl import pretrain
+    model, params, state, meta = pretrain.load_front_end(cfg['features'])
+    log(f"jcl: features of {cfg['features']} ({meta['network']} trained on "
+        f"{meta['data']}, test accuracy {float(meta['test_accuracy']):.2%})")
+    return pretrain.feature_arrays(arrays, model, params, state)
 
 
 def protocols_for(cfg, scenario, seeds, arrays):
@@ -32,7 +40,8 @@ def protocols_for(cfg, scenario, seeds, arrays):
     spec = catalog.protocol_spec(cfg['protocol'])
     kw = dict(num_tasks=cfg['num_tasks'], arrays=arrays,
               validation=cfg.get('validation', 0.0),
-              class_outputs=cfg.get('class_outputs', 'seen'))
+              class_outputs=cfg.get('class_outputs', 'seen'),
+              features=bool(cfg.get('features')))
     if spec.kind == 'permuted':
         return [catalog.load_protocol(cfg['protocol'], scenario,
                                       perm_seed=s, **kw) for s in seeds]

@@ -126,9 +126,9 @@ def test_batchnorm_statistics_are_model_state():
     _, same = clf.apply(params, state, x, task, train=False)
     chex.assert_trees_all_equal(same, state)  # evaluation: frozen
     out, new = clf.apply(params, state, x, task, train=True)
-    stats = new['batch_stats']['BatchNorm_0']
+    stats = new['batch_stats']['conv']['BatchNorm_0']
     conv = jax.lax.conv_general_dilated(
-        x, params['Conv_0']['kernel'], (1, 1), ((1, 1), (1, 1)),
+        x, params['conv']['Conv_0']['kernel'], (1, 1), ((1, 1), (1, 1)),
         dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     # PyTorch's momentum 0.1: new = 0.9 old + 0.1 batch mean
     np.testing.assert_allclose(stats['mean'], 0.1 * conv.mean((0, 1, 2)),
@@ -136,3 +136,24 @@ def test_batchnorm_statistics_are_model_state():
     # training mode normalises with the batch's own statistics
     out_eval, _ = clf.apply(params, new, x, task, train=False)
     assert float(jnp.abs(out['logits'] - out_eval['logits']).max()) > 1e-3
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_conv_implementations_agree_with_gradients(stride):
+    from jcl.models.conv import conv3x3
+    x = jax.random.uniform(jax.random.PRNGKey(0), (3, 9, 7, 4))
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 5))
+    a = conv3x3(x, w, stride, 'lax')
+    b = conv3x3(x, w, stride, 'patches')
+    assert a.shape == b.shape == (3, (9 + 1) // stride if stride == 2
+                                  else 9, (7 + 1) // stride
+                                  if stride == 2 else 7, 5)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    ga = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv3x3(x, w, stride,
+                                                        'lax'))),
+                  argnums=(0, 1))(w, x)
+    gb = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv3x3(x, w, stride,
+                                                        'patches'))),
+                  argnums=(0, 1))(w, x)
+    for u, v in zip(ga, gb):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,75 @@
+"""A 3x3 convolution that is fast inside compiled loops on every backend.
+
+XLA:CPU runs the gradients of ``lax.conv_general_dilated`` far slower
+inside a ``lax.scan`` (jcl's compiled task) than outside one: measured
+here, the kernel gradient of a stride-2 3x3 conv on a 256x28x28x16 batch
+took 0.48 s per step inside a scan against 0.022 s outside. The same
+convolution written as patches (``conv_general_dilated_patches``) times
+the kernel, one GEMM, takes 0.055 s inside the scan. :class:`Conv3x3`
+uses that form on the CPU and XLA's convolution elsewhere; both give the
+same numbers (tested) from the same parameters (``kernel`` HWIO).
+
+>>> import jax, jax.numpy as jnp
+>>> x = jax.random.uniform(jax.random.PRNGKey(0), (2, 5, 5, 3))
+>>> w = jax.random.uniform(jax.random.PRNGKey(1), (3, 3, 3, 4))
+>>> a = conv3x3(x, w, 2, 'lax')
+>>> b = conv3x3(x, w, 2, 'patches')
+>>> a.shape, bool(jnp.allclose(a, b, atol=1e-5))
+((2, 3, 3, 4), True)
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+IMPLS = ('lax', 'patches')
+_DIMS = ('NHWC', 'HWIO', 'NHWC')
+
+
+def default_impl() -> str:
+    """``'patches'`` on the CPU, ``'lax'`` on accelerators."""
+    return 'patches' if jax.default_backend() == 'cpu' else 'lax'
+
+
+def conv3x3(x, kernel, stride: int = 1, impl: str | None = None):
+    """A 3x3 convolution with padding 1: ``x`` ``[B, H, W, C]``, ``kernel``
+    ``[3, 3, C, O]`` (HWIO) -> ``[B, H', W', O]``."""
+    impl = impl or default_impl()
+    if impl == 'lax':
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), ((1, 1), (1, 1)),
+            dimension_numbers=_DIMS)
+    if impl != 'patches':
+        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+    patches = jax.lax.conv_general_dilated_patches(
+        x, (3, 3), (stride, stride), ((1, 1), (1, 1)),
+        dimension_numbers=_DIMS)                   # channels: c * 9 + tap
+    c, o = kernel.shape[2], kernel.shape[3]
+    return patches @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(9 * c, o)
+
+
+class Conv3x3(nn.Module):
+    """``nn.Conv(features, (3, 3), strides, padding=1)`` with the
+    implementation of :func:`conv3x3` (``None``: the backend's best).
+
+    Attributes:
+      features: output channels. strides: 1 or 2. use_bias: add a bias.
+      kernel_init, bias_init: initialisers (the bias's gets ``fan_in``).
+      impl: ``'lax'``, ``'patches'`` or ``None``.
+    """
+
+    features: int
+    strides: int = 1
+    use_bias: bool = False
+    kernel_init: object = nn.initializers.lecun_normal()
+    bias_init: object = nn.initializers.zeros
+    impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x):
+        kernel = self.param('kernel', self.kernel_init,
+                            (3, 3, x.shape[-1], self.features))
+        y = conv3x3(x, kernel, self.strides, self.impl)
+        if self.use_bias:
+            y = y + self.param('bias', self.bias_init, (self.features,))
+        return y
