@@ -136,6 +136,8 @@ def _icarl(ctx, hp):
     return Members(current=[('icarl', icarl(
         ctx.model, per_class=_static(ctx, 'icarl.per_class', 100),
         temperature=hp['icarl.temperature'],
+        selection='herding' if _static(ctx, 'icarl.herding', 1)
+        else 'random',
         num_outputs=ctx.data.num_outputs,
         task_sizes=[int(c) for c in ctx.data.train.count],
         batch_size=ctx.batch, **ctx.buffer_layout()))])
@@ -247,9 +249,10 @@ METHODS = {
         build=_icarl, scenarios=('class',), own_objective=True,
         defaults=lambda p, s, b: {
             'icarl.per_class': defaults.buffer_per_class(p, s),
-            'icarl.temperature': 2.0},
-        checks={'icarl.per_class': BUDGET, 'icarl.temperature': POSITIVE},
-        static=('icarl.per_class',)),
+            'icarl.temperature': 2.0, 'icarl.herding': 1.0},
+        checks={'icarl.per_class': BUDGET, 'icarl.temperature': POSITIVE,
+                'icarl.herding': SWITCH},
+        static=('icarl.per_class', 'icarl.herding')),
     'derpp': MethodSpec(
         build=_derpp,
         defaults=lambda p, s, b: {'derpp.budget': 200.0,
