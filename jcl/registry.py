@@ -100,7 +100,7 @@ def _bir(ctx, hp):
             distill=hp['bir.distill'], temperature=hp['bir.temperature'],
             t2=hp['bir.t2'], conditional=needs.conditional,
             gate=needs.gates, num_groups=groups, replay_size=size,
-            num_tasks=ctx.num_tasks))])
+            replay_count=hp['bir.replay_size'], num_tasks=ctx.num_tasks))])
 
 
 def _rtf(ctx, hp):
@@ -235,8 +235,7 @@ METHODS = {
                 'bir.task_gates': SWITCH, 'bir.dg_prop': UNIT,
                 'bir.distill': SWITCH, 'bir.temperature': POSITIVE,
                 'bir.t2': SWITCH, 'bir.replay_size': REPLAY_SIZE},
-        static=('bir.rtf', 'bir.conditional', 'bir.task_gates',
-                'bir.replay_size')),
+        static=('bir.rtf', 'bir.conditional', 'bir.task_gates')),
     'er': MethodSpec(
         build=_er, defaults=_buffer_defaults('er'),
         checks={'er.per_class': BUDGET, 'er.replay_size': REPLAY_SIZE},

@@ -18,7 +18,7 @@ from jcl import checkpoint
 from jcl import data as data_lib
 from jcl.learner import Learner, task_steps
 from jcl.progress import TaskProgress, step_hook
-from jcl.sweep import compile_run
+from jcl.sweep import compile_run, padded_rows, place
 
 
 class RunResult(NamedTuple):
@@ -45,7 +45,7 @@ class RunResult(NamedTuple):
 def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               joint=False, ckpt_path=None,
               progress: Callable[[str], None] | None = print,
-              label='', heartbeat_after=60.0) -> RunResult:
+              label='', heartbeat_after=60.0, mesh=None) -> RunResult:
     """Trains ``learner`` on every task of ``protocol`` for several seeds.
 
     Args:
@@ -61,10 +61,21 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
       heartbeat_after: seconds into a task after which ``progress`` also
         gets a line at every tenth of the task's steps (with an estimate
         of the time left); short tasks stay at one line each.
+      mesh: split the rows over this mesh's devices
+        (:func:`jcl.sweep.row_mesh`); rows are padded to a multiple of the
+        devices with copies of the last one, and dropped from the results.
 
     Returns:
       A :class:`RunResult`.
     """
+    n = len(keys)
+    pad = padded_rows(n, mesh) - n
+    if pad:
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, 0)])
+        hp = {k: np.concatenate([np.asarray(v), np.repeat(
+            np.asarray(v)[-1:], pad, 0)]) for k, v in hp.items()}
+        if isinstance(protocol, list):
+            protocol = protocol + [protocol[-1]] * pad
     protos = protocol if isinstance(protocol, list) else [protocol]
     protocol = protos[0]
     train, train_axes = data_lib.stack([data_lib.cumulative(p.train)
@@ -78,18 +89,22 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     if len(protos) == 1:
         train_axes = None
         eval_axes = {k: None for k in evals}
-    train = data_lib.to_device(train)
-    evals = {k: data_lib.to_device(v) for k, v in evals.items()}
-    active = jnp.asarray(protocol.active)
-    hp = {k: jnp.asarray(v, jnp.float32) for k, v in hp.items()}
+    train = place(data_lib.to_device(train), mesh, train_axes)
+    evals = place({k: data_lib.to_device(v) for k, v in evals.items()},
+                  mesh, eval_axes)
+    active = place(jnp.asarray(protocol.active), mesh)
+    hp = place({k: jnp.asarray(v, jnp.float32) for k, v in hp.items()},
+               mesh, 'rows')
+    keys = place(jnp.asarray(keys), mesh, 'rows')
     init, task, init_acc = compile_run(learner, train_axes=train_axes,
-                                       test_axes=eval_axes)
+                                       test_axes=eval_axes, mesh=mesh)
     state = init(hp, keys)
     num_tasks = protocol.num_tasks
     rows, vrows, metrics, seconds, start = [], [], {}, [], 0
     R_init = np.asarray(init_acc(state, hp, evals, active)['test'])
     if ckpt_path and os.path.exists(ckpt_path):
         state, extra = checkpoint.load(ckpt_path, state)
+        state = place(state, mesh, 'rows')
         start = int(extra['tasks_done'])
         rows = list(extra['R'].transpose(1, 0, 2))
         vrows = (list(extra['R_valid'].transpose(1, 0, 2))
@@ -123,15 +138,16 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                 **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
                 **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
         if progress:
-            avg = acc[:, :t + 1].mean(-1)
+            avg = acc[:n, :t + 1].mean(-1)
             loss = float(np.mean(np.asarray(m['loss'])[:, -100:]))
             progress(f'{label} task {t + 1}/{num_tasks}  '
                      f'loss {loss:.4f}  avg acc {100 * avg.mean():.2f}% '
                      f'(seeds {", ".join(f"{100 * a:.1f}" for a in avg)})'
                      f'  {seconds[-1]:.1f}s')
     jax.block_until_ready(state)
-    return RunResult(R=np.stack(rows, 1), R_init=R_init,
-                     metrics={k: np.stack(v, 1) for k, v in metrics.items()},
+    return RunResult(R=np.stack(rows, 1)[:n], R_init=R_init[:n],
+                     metrics={k: np.stack(v, 1)[:n]
+                              for k, v in metrics.items()},
                      seconds=np.asarray(seconds),
-                     R_valid=np.stack(vrows, 1) if vrows else None,
-                     state=state)
+                     R_valid=np.stack(vrows, 1)[:n] if vrows else None,
+                     state=jax.tree.map(lambda a: a[:n], state))

@@ -1,0 +1,118 @@
+"""What the generator replays: a grid of samples per class after each task.
+
+Trains BI-R (or GR, RtF: any generative replay method of `jcl run`) on a
+protocol, one seed, and after every task decodes samples of every class
+seen so far from the model (a class's prior mode and gate where the model
+has them; otherwise unconditional samples), saving one PNG per task: rows
+are classes, columns samples.
+
+Usage::
+
+    python experiments/bir_samples.py --method bir --out runs/bir-samples
+    python experiments/bir_samples.py --method gr --iters 500 --out runs/gr
+
+Writes ``samples-task{t}.png`` and ``samples.png`` (all tasks side by
+side) in --out.
+"""
+
+import argparse
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def parse():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--protocol', default='split-mnist')
+    p.add_argument('--scenario', default='class')
+    p.add_argument('--method', default='bir')
+    p.add_argument('--iters', type=int, default=None)
+    p.add_argument('--per-class', type=int, default=8)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', required=True)
+    return p.parse_args()
+
+
+def samples(model, params, state, key, classes, n, group_of):
+    """``[len(classes), n, D]`` decoded samples of each class (its prior
+    mode and its gate group ``group_of(c)`` where the model has them)."""
+    prior = model.views['prior'](params)
+    gates = state.get('gates') or state.get('generator', {}).get('gates')
+    rows = []
+    for c in classes:
+        k = jax.random.fold_in(key, int(c))
+        modes = jnp.full((n,), c) if prior is not None else None
+        z = model.views['draw'](params, k, n, modes)
+        w = None
+        if gates is not None:
+            w = jax.nn.one_hot(jnp.full((n,), group_of(c)),
+                               gates[0].shape[0])
+        rows.append(model.views['to_input'](
+            model.views['decode'](params, state, z, w)))
+    return np.asarray(jnp.stack(rows))
+
+
+def save_grid(images, path, side=28):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    c, n = images.shape[:2]
+    grid = images.reshape(c, n, side, side).transpose(0, 2, 1, 3).reshape(
+        c * side, n * side)
+    plt.imsave(path, grid, cmap='gray', vmin=0, vmax=1)
+
+
+def main():
+    from jcl import catalog, recipes, registry
+    from jcl import data as data_lib
+    from jcl.sweep import compile_run
+    args = parse()
+    os.makedirs(args.out, exist_ok=True)
+    spec = catalog.protocol_spec(args.protocol)
+    proto = catalog.load_protocol(args.protocol, args.scenario)
+    parts = registry.parse_method(args.method)
+    hp = registry.default_hparams(parts, lr=spec.lr,
+                                  protocol=args.protocol,
+                                  scenario=args.scenario, batch=spec.batch)
+    learner = recipes.build_learner(
+        proto, spec, parts, hidden=spec.hidden,
+        iters=args.iters or spec.iters, batch=spec.batch, static_max=hp)
+    hpa = {k: jnp.full((1,), v, jnp.float32) for k, v in hp.items()}
+    init, task, _ = compile_run(learner)
+    state = init(hpa, jax.random.PRNGKey(args.seed)[None])
+    train = data_lib.to_device(proto.train)
+    test = data_lib.to_device(proto.test)
+    active = jnp.asarray(proto.active)
+    model = learner.make_model(hp)
+    side = int(round(np.sqrt(proto.input_shape[0])))
+    grids = []
+    for t in range(proto.num_tasks):
+        state, _, acc = task(state, hpa, train, test, active, jnp.int32(t))
+        one = jax.tree.map(lambda a: a[0], state)
+        classes = np.flatnonzero(np.asarray(proto.active)[t, t])
+        task_gates = hp.get('bir.task_gates', 0) > 0
+        imgs = samples(model, one.params, one.model_state,
+                       jax.random.PRNGKey(100 + t), classes, args.per_class,
+                       lambda c: c // proto.classes_per_task if task_gates
+                       else c)
+        save_grid(imgs, os.path.join(args.out, f'samples-task{t + 1}.png'),
+                  side)
+        grids.append(imgs)
+        seen = 100 * np.asarray(acc)[0, :t + 1].mean()
+        print(f'task {t + 1}: accuracy {seen:.2f}%, {len(classes)} classes '
+              'sampled', flush=True)
+    # all tasks side by side, rows = classes (missing classes blank)
+    c = max(g.shape[0] for g in grids)
+    full = np.zeros((c, 0) + grids[0].shape[2:])
+    for g in grids:
+        pad = np.zeros((c - g.shape[0],) + g.shape[1:])
+        full = np.concatenate([full, np.concatenate([g, pad])], 1)
+    save_grid(full, os.path.join(args.out, 'samples.png'), side)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
