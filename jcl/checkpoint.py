@@ -53,8 +53,10 @@ def save(path, tree, **extra):
         raise OutputError(f'cannot write checkpoint {path}: {e}') from None
 
 
-def read(path) -> dict:
-    """All arrays of a checkpoint by name (``carry/...``, ``extra/...``).
+def read(path, name=None) -> dict:
+    """All arrays of a checkpoint by name (``carry/...``, ``extra/...``);
+    ``path`` is a file name or an open binary file (``name`` names it in
+    messages).
 
     Raises :class:`DataError` naming the file if it is unreadable.
     """
@@ -62,19 +64,22 @@ def read(path) -> dict:
         with np.load(path) as f:
             return dict(f)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f'checkpoint {path} is unreadable ({e}); delete it '
-                        'to restart that run from scratch') from None
+        raise DataError(f'checkpoint {name or path} is unreadable ({e}); '
+                        'delete it to restart that run from '
+                        'scratch') from None
 
 
-def load(path, like):
-    """Restores a tree shaped like ``like`` and the extra arrays.
+def load(path, like, name=None):
+    """Restores a tree shaped like ``like`` and the extra arrays
+    (``path``: a file name or an open binary file, ``name`` its name).
 
     Returns:
       ``(tree, extra)``. Raises :class:`DataError` naming the file and the
       first mismatching leaves if it is truncated or its leaves do not
       match those of ``like`` by name, shape and dtype.
     """
-    files = read(path)
+    files = read(path, name)
+    path = name or path
     names = leaf_names(like)
     leaves, treedef = jax.tree.flatten(like)
     stored = {k[len(TREE):]: v for k, v in files.items()
@@ -87,9 +92,9 @@ def load(path, like):
         if n in stored and (stored[n].shape != np.shape(x)):
             problems.append(f'{n}: shape {stored[n].shape} in the file, '
                             f'{np.shape(x)} here')
-        elif n in stored and stored[n].dtype != np.asarray(x).dtype:
+        elif n in stored and stored[n].dtype != np.result_type(x):
             problems.append(f'{n}: dtype {stored[n].dtype} in the file, '
-                            f'{np.asarray(x).dtype} here')
+                            f'{np.result_type(x)} here')
     if problems:
         more = f' and {len(problems) - 3} more' if len(problems) > 3 else ''
         raise DataError(f'checkpoint {path} does not match this run ('

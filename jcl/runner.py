@@ -6,6 +6,7 @@ run restarts after its last finished task and ends with exactly the
 numbers of an uninterrupted run.
 """
 
+import io
 import os
 import time
 from typing import Callable, NamedTuple
@@ -14,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import checkpoint
+from jcl import checkpoint, distributed
 from jcl import data as data_lib
 from jcl.learner import Learner, task_steps
 from jcl.progress import TaskProgress, step_hook
@@ -40,6 +41,17 @@ class RunResult(NamedTuple):
     seconds: np.ndarray
     R_valid: np.ndarray | None = None
     state: object = None
+
+
+def _saved(ckpt_path):
+    """The checkpoint's bytes as process 0 reads them (sent to the other
+    processes, so hosts need not share a file system), or ``None``."""
+    data = None
+    if ckpt_path and distributed.is_main() and os.path.exists(ckpt_path):
+        with open(ckpt_path, 'rb') as f:
+            data = f.read()
+    data = distributed.broadcast_bytes(data)
+    return None if data is None else io.BytesIO(data)
 
 
 def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
@@ -68,6 +80,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     Returns:
       A :class:`RunResult`.
     """
+    if not distributed.is_main():
+        progress = None   # one process prints
     n = len(keys)
     pad = padded_rows(n, mesh) - n
     if pad:
@@ -101,9 +115,10 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     state = init(hp, keys)
     num_tasks = protocol.num_tasks
     rows, vrows, metrics, seconds, start = [], [], {}, [], 0
-    R_init = np.asarray(init_acc(state, hp, evals, active)['test'])
-    if ckpt_path and os.path.exists(ckpt_path):
-        state, extra = checkpoint.load(ckpt_path, state)
+    R_init = distributed.gather(init_acc(state, hp, evals, active)['test'])
+    saved = _saved(ckpt_path)
+    if saved is not None:
+        state, extra = checkpoint.load(saved, state, name=ckpt_path)
         state = place(state, mesh, 'rows')
         start = int(extra['tasks_done'])
         rows = list(extra['R'].transpose(1, 0, 2))
@@ -124,16 +139,19 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
         with step_hook(hook):
             state, m, accs = task(state, hp, train, evals, active,
                                   jnp.int32(t))
-        acc = np.asarray(accs['test'])
+        m, accs = distributed.gather((m, accs))
+        acc = accs['test']
         if 'valid' in accs:
-            vrows.append(np.asarray(accs['valid']))
+            vrows.append(accs['valid'])
         seconds.append(time.time() - t0)
         rows.append(acc)
         for k, v in m.items():
-            metrics.setdefault(k, []).append(np.asarray(v))
+            metrics.setdefault(k, []).append(v)
         if ckpt_path:
+            host = distributed.gather(state)   # every process takes part
+        if ckpt_path and distributed.is_main():
             checkpoint.save(
-                ckpt_path, state, tasks_done=t + 1,
+                ckpt_path, host, tasks_done=t + 1,
                 R=np.stack(rows, 1), seconds=np.asarray(seconds),
                 **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
                 **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
@@ -145,6 +163,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                      f'(seeds {", ".join(f"{100 * a:.1f}" for a in avg)})'
                      f'  {seconds[-1]:.1f}s')
     jax.block_until_ready(state)
+    if jax.process_count() > 1:
+        state = distributed.gather(state)
     return RunResult(R=np.stack(rows, 1)[:n], R_init=R_init[:n],
                      metrics={k: np.stack(v, 1)[:n]
                               for k, v in metrics.items()},

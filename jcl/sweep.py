@@ -29,6 +29,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jcl.errors import ConfigError
 from jcl.learner import Learner, init_state
 from jcl.train import initial_accuracy, train_task
 
@@ -36,9 +37,32 @@ ROWS = 'rows'
 
 
 def row_mesh(devices=None) -> Mesh:
-    """A one-axis mesh (``'rows'``) over ``devices`` (default: all)."""
+    """A one-axis mesh (``'rows'``) over ``devices`` (default: all, of
+    every process)."""
     devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), (ROWS,))
+
+
+def mesh_for(per_process: int | None = None) -> Mesh | None:
+    """The rows' mesh over the first ``per_process`` local devices of
+    every process (``None``: all of them), or ``None`` when that is a
+    single device (the unsharded program).
+
+    >>> mesh_for(1) is None
+    True
+    """
+    count = jax.local_device_count()
+    n = count if per_process is None else per_process
+    if not 1 <= n <= count:
+        raise ConfigError(f'--devices must be in 1..{count} (this '
+                          f'process has {count} {jax.default_backend()} '
+                          f'device(s)), not {n}')
+    by_process = {}
+    for d in jax.devices():
+        by_process.setdefault(d.process_index, []).append(d)
+    devices = [d for p in sorted(by_process)
+               for d in sorted(by_process[p], key=lambda d: d.id)[:n]]
+    return row_mesh(devices) if len(devices) > 1 else None
 
 
 def _specs(axes):

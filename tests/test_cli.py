@@ -103,6 +103,10 @@ BAD = [
     (['--set', 'foo.bar=1'], 'no selected method has'),
     (['--set', 'lr'], 'expected NAME=VALUE'),
     (['--set', 'lr=fast'], 'is not a number'),
+    (['--devices', '0'], '--devices must be in 1..'),
+    (['--num-processes', '2'], 'needs the coordinator address'),
+    (['--coordinator', 'h:1', '--num-processes', '2', '--process-id', '2'],
+     '--process-id must be in 0..1'),
 ]
 
 

@@ -46,19 +46,26 @@ def main(argv=None) -> int:
             from jcl.cli import pretrain
             compilation_cache()
             return pretrain.run(args, log=lambda s: print(s, flush=True))
-        from jcl.cli import driver, folders
+        from jcl import distributed
+        from jcl.cli import driver
+        dist = distributed.settings(args.coordinator, args.num_processes,
+                                    args.process_id, args.distributed)
         cfg = resolve(args)
         folder = args.out or os.path.join(
             'runs', f'{cfg["protocol"]}-{config_hash(cfg)}')
-        folders.check_writable(folder)
-        arrays = driver.load_arrays(cfg, log=lambda s: print(s, flush=True))
-        resuming = folders.prepare_folder(folder, cfg, args.overwrite)
+        if dist:
+            distributed.initialize(dist)
+        from jcl.sweep import mesh_for
+        mesh = mesh_for(args.devices)
+        main = distributed.is_main()
+        log = (lambda s: print(s, flush=True)) if main else (lambda s: None)
+        arrays = driver.load_arrays(cfg, log=log)
+        resuming = claim_folder(folder, cfg, args.overwrite)
         compilation_cache()
-        print(f'jcl: {"resuming" if resuming else "writing"} {folder}',
-              flush=True)
-        driver.run_config(cfg, folder, log=lambda s: print(s, flush=True),
-                          arrays=arrays)
-        print(f'jcl: results in {folder}', flush=True)
+        log(f'jcl: {"resuming" if resuming else "writing"} {folder}' + (
+            f' ({mesh.devices.size} devices)' if mesh is not None else ''))
+        driver.run_config(cfg, folder, log=log, arrays=arrays, mesh=mesh)
+        log(f'jcl: results in {folder}')
         return 0
     except JclError as e:
         print(f'jcl: error: {e}', file=sys.stderr)
@@ -67,6 +74,27 @@ def main(argv=None) -> int:
         print('jcl: interrupted; run the same command again to resume',
               file=sys.stderr)
         return 130
+
+
+def claim_folder(folder, cfg, overwrite) -> bool:
+    """Process 0 checks and prepares the results folder (the others wait
+    for its verdict); returns True when resuming."""
+    from jcl import distributed
+    from jcl.cli import folders
+    status, error = -1, None
+    if distributed.is_main():
+        try:
+            folders.check_writable(folder)
+            status = int(folders.prepare_folder(folder, cfg, overwrite))
+        except JclError as e:
+            error = e
+    status = distributed.broadcast(status)
+    if error is not None:
+        raise error
+    if status < 0:
+        raise OutputError(f'process 0 refused {folder} (its message says '
+                          'why)')
+    return bool(status)
 
 
 def report(folder):

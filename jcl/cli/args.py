@@ -76,6 +76,24 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--out', default=None, help='results folder')
     r.add_argument('--overwrite', action='store_true',
                    help='replace a finished results folder')
+    d = r.add_argument_group(
+        'devices and processes', 'where the rows (grid points x seeds) '
+        'train; none of these changes a result')
+    d.add_argument('--devices', type=int, default=None, metavar='N',
+                   help='use the first N local devices of each process '
+                   '(default: all); rows are split over them')
+    d.add_argument('--coordinator', default=None, metavar='HOST:PORT',
+                   help='multi-process run: process 0\'s address '
+                   '(default $JAX_COORDINATOR_ADDRESS)')
+    d.add_argument('--num-processes', type=int, default=None,
+                   help='multi-process run: how many (default '
+                   '$JAX_NUM_PROCESSES)')
+    d.add_argument('--process-id', type=int, default=None,
+                   help='multi-process run: this one, 0.. (default '
+                   '$JAX_PROCESS_ID)')
+    d.add_argument('--distributed', action='store_true',
+                   help='multi-process run with the settings JAX detects '
+                   '(Slurm, Open MPI, Cloud TPU)')
     rep = sub.add_parser('report', help='rebuild summaries and plots')
     rep.add_argument('folder')
     pre = sub.add_parser('pretrain', help='train a front end (conv '

@@ -12,7 +12,7 @@ import time
 import jax
 import numpy as np
 
-from jcl import catalog, recipes, registry, results
+from jcl import catalog, distributed, recipes, registry, results
 from jcl.cli.config import grid_points
 from jcl.cli.folders import run_folder, scenario_folder
 from jcl.evaluate import average_accuracy
@@ -52,9 +52,10 @@ def protocols_for(cfg, scenario, seeds, arrays):
     return catalog.load_protocol(cfg['protocol'], scenario, **kw)
 
 
-def _run_method(cfg, folder, scenario, method, arrays, log):
+def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
     rfolder = run_folder(folder, cfg, scenario, method)
-    os.makedirs(rfolder, exist_ok=True)
+    if distributed.is_main():
+        os.makedirs(rfolder, exist_ok=True)
     parts = registry.parse_method(method)
     spec = catalog.protocol_spec(cfg['protocol'])
     hp = cfg['hparams'][f'{scenario}/{method}']
@@ -84,7 +85,7 @@ def _run_method(cfg, folder, scenario, method, arrays, log):
         outs.append(run_seeds(
             learner, proto, hpa, keys, joint=registry.is_joint(parts),
             ckpt_path=os.path.join(rfolder, f'ckpt-{gi}.npz'),
-            progress=log, label=label))
+            progress=log, label=label, mesh=mesh))
     result = {
         'R': np.concatenate([o.R for o in outs]),
         'R_init': np.concatenate([o.R_init for o in outs]),
@@ -98,13 +99,15 @@ def _run_method(cfg, folder, scenario, method, arrays, log):
         result['R_valid'] = np.concatenate([o.R_valid for o in outs])
     for k in outs[0].metrics:
         result[f'loss/{k}'] = np.concatenate([o.metrics[k] for o in outs])
-    rpath = os.path.join(rfolder, 'result.npz')
-    np.savez(rpath + '.tmp.npz', **result)
-    os.replace(rpath + '.tmp.npz', rpath)
-    for gi in range(len(groups)):
-        ck = os.path.join(rfolder, f'ckpt-{gi}.npz')
-        if os.path.exists(ck):
-            os.remove(ck)
+    if distributed.is_main():
+        rpath = os.path.join(rfolder, 'result.npz')
+        np.savez(rpath + '.tmp.npz', **result)
+        os.replace(rpath + '.tmp.npz', rpath)
+        for gi in range(len(groups)):
+            ck = os.path.join(rfolder, f'ckpt-{gi}.npz')
+            if os.path.exists(ck):
+                os.remove(ck)
+    distributed.barrier(f'{scenario}/{method} written')
     log(f'[{scenario}/{method}] done in {time.time() - t0:.0f}s')
     return result
 
@@ -130,22 +133,28 @@ def write_scenario(folder, cfg, scenario, done):
     return summary
 
 
-def run_config(cfg, folder, log=print, arrays=None):
-    """Runs every (scenario, method) of ``cfg``; resumable at task ends."""
+def run_config(cfg, folder, log=print, arrays=None, mesh=None):
+    """Runs every (scenario, method) of ``cfg``; resumable at task ends.
+
+    With several processes, all train and process 0 alone reads and
+    writes the folder (the others learn from it what is finished).
+    """
     arrays = load_arrays(cfg) if arrays is None else arrays
-    by_scenario = {}
+    by_scenario, main = {}, distributed.is_main()
     for scenario in cfg['scenarios']:
-        done = finished_results(folder, cfg, scenario)
+        done = finished_results(folder, cfg, scenario) if main else {}
         for method in cfg['methods']:
-            if method in done:
+            if distributed.broadcast(method in done):
                 log(f'[{scenario}/{method}] finished earlier, kept')
                 continue
             done[method] = _run_method(cfg, folder, scenario, method,
-                                       arrays, log)
+                                       arrays, log, mesh)
+        if not main:
+            continue
         summary = write_scenario(folder, cfg, scenario, done)
         by_scenario[scenario] = summary
         print_summary(summary, scenario, log)
-    if len(cfg['scenarios']) > 1:
+    if len(cfg['scenarios']) > 1 and main:
         results.plot_curves(by_scenario,
                             os.path.join(folder, 'accuracy.png'),
                             title=cfg['protocol'])

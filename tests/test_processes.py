@@ -1,0 +1,84 @@
+"""Two local processes of ``jax.distributed`` (CPU collectives on the
+loopback address) give the accuracy matrices of one process bit for bit,
+and a run whose process 1 is killed stops and resumes to the same
+numbers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+RUN = [sys.executable, '-m', 'jcl', 'run']
+ARGS = ['--protocol', 'split-mnist', '--scenario', 'class',
+        '--method', 'none,gr', '--seeds', '3', '--iters', '40',
+        '--hidden', '64']
+ENV = {**os.environ, 'JCL_HEARTBEAT_TIMEOUT': '10'}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def start(out, port, pid, **kw):
+    return subprocess.Popen(
+        RUN + ARGS + ['--out', str(out), '--coordinator',
+                      f'127.0.0.1:{port}', '--num-processes', '2',
+                      '--process-id', str(pid)],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, **kw)
+
+
+def both(out):
+    port = free_port()
+    procs = [start(out, port, i) for i in (0, 1)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, log[-3000:]
+    return logs
+
+
+def R(folder):
+    s = json.loads((folder / 'summary.json').read_text())
+    return {m: np.asarray(s[m]['R']) for m in s}
+
+
+def test_two_processes_equal_one_process_and_resume_after_a_kill(
+        tmp_path):
+    one, two, killed = (tmp_path / n for n in ('one', 'two', 'killed'))
+    subprocess.run(RUN + ARGS + ['--out', str(one)], check=True,
+                   capture_output=True, timeout=600, env=ENV)
+    logs = both(two)
+    assert '2 devices' in logs[0]
+    assert logs[1].count('task 1/5') == 0  # one process prints
+    ref = R(one)
+    assert set(ref) == {'none', 'gr'} and ref['gr'].shape == (3, 5, 5)
+    for m, r in R(two).items():
+        np.testing.assert_array_equal(r, ref[m], err_msg=m)
+
+    # kill process 1 during gr's third task: process 0 stops by itself
+    port = free_port()
+    p0, p1 = start(killed, port, 0), start(killed, port, 1)
+    seen = []
+    for line in p0.stdout:
+        seen.append(line)
+        if '[class/gr]' in line and 'task 2/5' in line:
+            p1.send_signal(signal.SIGKILL)
+            break
+    t0 = time.time()
+    rest = p0.communicate(timeout=300)[0]
+    assert p0.returncode != 0, ''.join(seen) + rest
+    assert time.time() - t0 < 240
+    p1.wait(timeout=60)
+    assert not (killed / 'summary.json').exists()
+    logs = both(killed)
+    assert 'resuming after task 2/5' in logs[0], logs[0][-2000:]
+    assert '[class/none] finished earlier, kept' in logs[0]
+    for m, r in R(killed).items():
+        np.testing.assert_array_equal(r, ref[m], err_msg=m)
