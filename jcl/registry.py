@@ -1,5 +1,6 @@
 """The methods of the command line (one :class:`jcl.specs.MethodSpec`
-each) and the checks of a composition's names and values.
+each, built by :mod:`jcl.builders`) and the checks of a composition's
+names and values.
 
 >>> parse_method('gr+si')
 ['gr', 'si']
@@ -10,7 +11,7 @@ each) and the checks of a composition's names and values.
 
 import numpy as np
 
-from jcl import defaults
+from jcl import builders, defaults
 from jcl.errors import ConfigError
 from jcl.specs import (
     BUDGET,
@@ -20,179 +21,32 @@ from jcl.specs import (
     SAMPLES,
     SWITCH,
     UNIT,
-    Members,
     MethodSpec,
     ModelNeeds,
 )
-
-
-def _static(ctx, name, default):
-    """A one-value-per-run hyperparameter (the largest over the rows)."""
-    return int(ctx.static_max.get(name, default))
-
-
-def _ewc(prefix, online):
-    def build(ctx, hp):
-        from jcl.methods.ewc import ewc
-        n = _static(ctx, f'{prefix}.fisher_samples',
-                    defaults.fisher_samples(ctx.protocol, None))
-        extra = {'gamma': hp[f'{prefix}.gamma']} if online else {}
-        return Members(other=[(prefix, ewc(
-            ctx.model, strength=hp[f'{prefix}.lambda'], online=online,
-            fisher_samples=n or None, **extra))])
-    return build
-
-
-def _si(ctx, hp):
-    from jcl.methods.si import si
-    return Members(other=[('si', si(ctx.model, c=hp['si.c'],
-                                    xi=hp['si.xi']))])
-
-
-def _lwf(ctx, hp):
-    from jcl.methods.lwf import lwf
-    return Members(replay=[('lwf', lwf(
-        ctx.model, temperature=hp['lwf.temperature'],
-        class_mean=hp['lwf.class_mean']))])
-
-
-def _gr(name, distill):
-    def build(ctx, hp):
-        from jcl.methods.generative import generator_loss
-        from jcl.methods.replay import generative_replay
-        size = _static(ctx, 'gr.replay_size', ctx.batch)
-        return Members(
-            current=[('generator', generator_loss(ctx.model))],
-            replay=[(name, generative_replay(
-                ctx.model, num_classes=ctx.data.num_outputs,
-                distill=distill, temperature=hp.get('gr.temperature', 2.0),
-                replay_size=size, replay_count=hp['gr.replay_size'],
-                num_tasks=ctx.num_tasks))])
-    return build
-
-
-def _bir_needs(static):
-    """BI-R's model from its static switches (see ``_bir``)."""
-    return ModelNeeds(
-        generator='rtf' if static.get('bir.rtf', 1) else 'separate',
-        conditional=bool(static.get('bir.conditional', 1)),
-        gates='task' if static.get('bir.task_gates', 0) else 'class',
-        gate_prop='bir.dg_prop')
-
-
-def _bir(ctx, hp):
-    """Brain-inspired replay; each component a switch: ``bir.rtf`` (one
-    model), ``bir.conditional`` (mixture prior), ``bir.dg_prop`` (gates;
-    0: none), ``bir.distill`` (soft targets); ``bir.task_gates``, the
-    gates' groups."""
-    from jcl.methods.generative import generator_loss
-    from jcl.methods.replay import generative_replay
-    needs = _bir_needs(ctx.static_max)
-    groups = (ctx.num_tasks if needs.gates == 'task'
-              else ctx.data.num_outputs)
-    size = _static(ctx, 'bir.replay_size', ctx.batch)
-    return Members(
-        current=[('generator', generator_loss(
-            ctx.model, conditional=needs.conditional, gate=needs.gates,
-            num_groups=groups))],
-        replay=[('bir', generative_replay(
-            ctx.model, num_classes=ctx.data.num_outputs,
-            distill=hp['bir.distill'], temperature=hp['bir.temperature'],
-            t2=hp['bir.t2'], conditional=needs.conditional,
-            gate=needs.gates, num_groups=groups, replay_size=size,
-            replay_count=hp['bir.replay_size'], num_tasks=ctx.num_tasks))])
-
-
-def _rtf(ctx, hp):
-    from jcl.methods.generative import generator_loss
-    from jcl.methods.replay import generative_replay
-    return Members(
-        current=[('generator', generator_loss(ctx.model))],
-        replay=[('rtf', generative_replay(
-            ctx.model, num_classes=ctx.data.num_outputs, distill=True,
-            temperature=hp['rtf.temperature'], t2=hp['rtf.t2'],
-            replay_size=_static(ctx, 'rtf.replay_size', ctx.batch),
-            num_tasks=ctx.num_tasks))])
-
-
-def _er(ctx, hp):
-    from jcl.methods.er import er
-    return Members(replay=[('er', er(
-        ctx.model, per_class=_static(ctx, 'er.per_class', 100),
-        replay_size=_static(ctx, 'er.replay_size', ctx.batch),
-        **ctx.buffer_layout()))])
-
-
-def _agem(ctx, hp):
-    from jcl.methods.agem import agem
-    return Members(other=[('agem', agem(
-        ctx.model, per_class=_static(ctx, 'agem.per_class', 100),
-        replay_size=_static(ctx, 'agem.replay_size', ctx.batch),
-        **ctx.buffer_layout()))])
-
-
-def _icarl(ctx, hp):
-    from jcl.methods.icarl import icarl
-    return Members(current=[('icarl', icarl(
-        ctx.model, per_class=_static(ctx, 'icarl.per_class', 100),
-        temperature=hp['icarl.temperature'],
-        selection='herding' if _static(ctx, 'icarl.herding', 1)
-        else 'random',
-        num_outputs=ctx.data.num_outputs,
-        task_sizes=[int(c) for c in ctx.data.train.count],
-        batch_size=ctx.batch, **ctx.buffer_layout()))])
-
-
-def _derpp(ctx, hp):
-    from jcl.methods.derpp import derpp
-    layout = ctx.buffer_layout()
-    return Members(other=[('derpp', derpp(
-        ctx.model, prepare=layout['prepare'],
-        input_shape=layout['input_shape'], dtype=layout['dtype'],
-        num_outputs=ctx.data.num_outputs,
-        size=_static(ctx, 'derpp.budget', 200),
-        minibatch=_static(ctx, 'derpp.minibatch', ctx.batch),
-        alpha=hp['derpp.alpha'], beta=hp['derpp.beta']))])
-
-
-def _buffer_defaults(name, extra=None):
-    def get(p, s, b):
-        return {f'{name}.per_class': defaults.buffer_per_class(p, s),
-                f'{name}.replay_size': float(b), **(extra or {})}
-    return get
-
-
-def _ewc_defaults(prefix, online):
-    def get(p, s, b):
-        out = {f'{prefix}.lambda': defaults.ewc_lambda(p, s),
-               f'{prefix}.fisher_samples': defaults.fisher_samples(p, s)}
-        if online:
-            out[f'{prefix}.gamma'] = 1.0
-        return out
-    return get
-
 
 METHODS = {
     'none': MethodSpec(),
     'joint': MethodSpec(joint=True),
     'ewc': MethodSpec(
-        build=_ewc('ewc', False), defaults=_ewc_defaults('ewc', False),
+        build=builders.ewc('ewc', False),
+        defaults=builders.ewc_defaults('ewc', False),
         checks={'ewc.lambda': NONNEG, 'ewc.fisher_samples': SAMPLES},
         static=('ewc.fisher_samples',)),
     'online-ewc': MethodSpec(
-        build=_ewc('online-ewc', True),
-        defaults=_ewc_defaults('online-ewc', True),
+        build=builders.ewc('online-ewc', True),
+        defaults=builders.ewc_defaults('online-ewc', True),
         checks={'online-ewc.lambda': NONNEG,
                 'online-ewc.fisher_samples': SAMPLES,
                 'online-ewc.gamma': (lambda v: 0 < v <= 1,
                                      'must be in (0, 1]')},
         static=('online-ewc.fisher_samples',)),
     'si': MethodSpec(
-        build=_si,
+        build=builders.si,
         defaults=lambda p, s, b: {'si.c': defaults.si_c(p, s), 'si.xi': 0.1},
         checks={'si.c': NONNEG, 'si.xi': POSITIVE}),
     'lwf': MethodSpec(
-        build=_lwf,
+        build=builders.lwf,
         defaults=lambda p, s, b: {
             'lwf.temperature': 2.0,
             'lwf.class_mean': defaults.lwf_class_mean(p, s)},
@@ -203,11 +57,12 @@ METHODS = {
             'xdg.proportion': defaults.xdg_proportion(p, s)},
         checks={'xdg.proportion': UNIT}),
     'gr': MethodSpec(
-        build=_gr('gr', False), model=ModelNeeds(generator='vae'),
+        build=builders.gr('gr', False), model=ModelNeeds(generator='vae'),
         defaults=lambda p, s, b: {'gr.replay_size': float(b)},
         checks={'gr.replay_size': REPLAY_SIZE}),
     'gr-distill': MethodSpec(
-        build=_gr('gr-distill', True), model=ModelNeeds(generator='vae'),
+        build=builders.gr('gr-distill', True),
+        model=ModelNeeds(generator='vae'),
         defaults=lambda p, s, b: {'gr.temperature': 2.0,
                                   'gr.replay_size': float(b)},
         checks={'gr.temperature': POSITIVE,
@@ -216,7 +71,7 @@ METHODS = {
         model=ModelNeeds(separate=True), scenarios=('task',),
         reset_optimizer=True),
     'rtf': MethodSpec(
-        build=_rtf, model=ModelNeeds(generator='rtf'),
+        build=builders.rtf, model=ModelNeeds(generator='rtf'),
         defaults=lambda p, s, b: {'rtf.temperature': 2.0,
                                   'rtf.t2': 1.0,
                                   'rtf.replay_size': float(b)},
@@ -224,7 +79,7 @@ METHODS = {
                 'rtf.replay_size': REPLAY_SIZE},
         static=('rtf.replay_size',)),
     'bir': MethodSpec(
-        build=_bir, model=_bir_needs,
+        build=builders.bir, model=builders.bir_needs,
         defaults=lambda p, s, b: {
             'bir.rtf': 1.0, 'bir.conditional': 1.0,
             'bir.task_gates': defaults.bir_task_gates(p, s),
@@ -237,15 +92,15 @@ METHODS = {
                 'bir.t2': SWITCH, 'bir.replay_size': REPLAY_SIZE},
         static=('bir.rtf', 'bir.conditional', 'bir.task_gates')),
     'er': MethodSpec(
-        build=_er, defaults=_buffer_defaults('er'),
+        build=builders.er, defaults=builders.buffer_defaults('er'),
         checks={'er.per_class': BUDGET, 'er.replay_size': REPLAY_SIZE},
         static=('er.per_class', 'er.replay_size')),
     'agem': MethodSpec(
-        build=_agem, defaults=_buffer_defaults('agem'),
+        build=builders.agem, defaults=builders.buffer_defaults('agem'),
         checks={'agem.per_class': BUDGET, 'agem.replay_size': REPLAY_SIZE},
         static=('agem.per_class', 'agem.replay_size')),
     'icarl': MethodSpec(
-        build=_icarl, scenarios=('class',), own_objective=True,
+        build=builders.icarl, scenarios=('class',), own_objective=True,
         defaults=lambda p, s, b: {
             'icarl.per_class': defaults.buffer_per_class(p, s),
             'icarl.temperature': 2.0, 'icarl.herding': 1.0},
@@ -253,7 +108,7 @@ METHODS = {
                 'icarl.herding': SWITCH},
         static=('icarl.per_class', 'icarl.herding')),
     'derpp': MethodSpec(
-        build=_derpp,
+        build=builders.derpp,
         defaults=lambda p, s, b: {'derpp.budget': 200.0,
                                   'derpp.minibatch': float(b),
                                   'derpp.alpha': 0.2, 'derpp.beta': 1.0},
