@@ -32,6 +32,8 @@ from jcl.optim import adam
 from jcl.protocols import pixels
 from jcl.types import CLState, Snapshot, TaskCtx
 
+REINIT = 0x5E1D   # fold_in tag of the re-initialisation draw
+
 
 class Learner(NamedTuple):
     """The static description of a continual learner.
@@ -53,6 +55,11 @@ class Learner(NamedTuple):
         task's number of steps follows its size), ``num_steps`` unused.
       augment: ``(key, x) -> x`` applied to the prepared current batch in
         training (e.g. :func:`jcl.augment.crop_and_flip`), or ``None``.
+      reinit: draw the trainable parameters afresh (and reset the
+        optimiser) before every task after the first, so that what a
+        network knows of earlier tasks comes from replay alone (the BI-R
+        paper's Fig. 4); frozen leaves, model state (gates) and the
+        method's state (the teacher) are kept.
     """
 
     make_model: Callable
@@ -64,6 +71,7 @@ class Learner(NamedTuple):
     reset_optimizer: bool = False
     epochs: int | None = None
     augment: Callable | None = None
+    reinit: bool = False
 
 
 def task_steps(learner: Learner, width: int) -> int:
@@ -129,11 +137,19 @@ def init_state(learner: Learner, hp, key) -> CLState:
                    jnp.zeros((), jnp.int32), k_run)
 
 
-def begin_task(learner: Learner, state: CLState, hp) -> CLState:
+def begin_task(learner: Learner, state: CLState, hp, task_id=None) -> CLState:
     """The carry at a task's first step: with a fresh optimiser state if
-    the learner resets it at every task."""
-    if not learner.reset_optimizer:
+    the learner resets it at every task, and fresh trainable parameters
+    after the first task (``task_id`` > 0) if it re-initialises them."""
+    if not (learner.reset_optimizer or learner.reinit):
         return state
     parts = _parts(learner, hp, state.params)
-    trainable, _ = tree.partition(state.params, parts.mask)
-    return state._replace(opt_state=parts.tx.init(trainable))
+    params = state.params
+    if learner.reinit:
+        fresh, _ = parts.model.init(jax.random.fold_in(state.key, REINIT))
+        keep = jnp.asarray(task_id) == 0
+        params = jax.tree.map(
+            lambda old, new, train: jnp.where(keep, old, new) if train
+            else old, state.params, fresh, parts.mask)
+    trainable, _ = tree.partition(params, parts.mask)
+    return state._replace(params=params, opt_state=parts.tx.init(trainable))

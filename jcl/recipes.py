@@ -78,7 +78,7 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
 def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
                   hidden: tuple, iters: int, batch: int,
                   static_max: dict | None = None,
-                  epochs: int | None = None) -> Learner:
+                  epochs: int | None = None, reinit: bool = False) -> Learner:
     """The learner of a method composition on a protocol.
 
     The current-task cross-entropy comes first; each part adds its
@@ -90,6 +90,8 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
         that will be vmapped together; hyperparameters that set a shape
         (GR's ``gr.replay_size``) draw at that size and mask the rest.
       epochs: passes over each task's data instead of ``iters`` steps.
+      reinit: fresh trainable parameters before every task after the
+        first (:class:`jcl.learner.Learner`).
     """
     if epochs is not None:
         if epochs < 1:
@@ -121,6 +123,6 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
     return Learner(make_model, make_method,
                    make_optimizer=OPTIMIZERS[spec.optimizer],
                    prepare=protocol.prepare, num_steps=iters,
-                   batch_size=batch, epochs=epochs,
+                   batch_size=batch, epochs=epochs, reinit=reinit,
                    reset_optimizer=any(METHODS[p].reset_optimizer
                                        for p in parts))

@@ -92,7 +92,8 @@ def gather_host(data: data_lib.TaskData, task: int, entries) -> Batch:
 @functools.lru_cache(maxsize=None)
 def _compiled(learner: Learner):
     init = jax.jit(jax.vmap(functools.partial(init_state, learner)))
-    begin = jax.jit(jax.vmap(functools.partial(begin_task, learner)))
+    begin = jax.jit(jax.vmap(functools.partial(begin_task, learner),
+                             in_axes=(0, 0, None)))
     chunk = jax.jit(jax.vmap(functools.partial(train_chunk, learner),
                              in_axes=(0, 0, None, 0, None, None, None,
                                       None)),
@@ -165,7 +166,7 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
         plan = epoch_plan(count, schedule,
                           np.random.RandomState([shuffle_seed, t]))
         n = len(plan.index)
-        state = begin(state, hp)
+        state = begin(state, hp, jnp.int32(t))
         step_keys = _step_keys(state, n)
         losses = []
         for lo in range(0, n, steps_per_call):

@@ -124,7 +124,7 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
       ``test`` is a dict.
     """
     _, k_steps, _ = jax.random.split(state.key, 3)
-    state = begin_task(learner, state, hp)
+    state = begin_task(learner, state, hp, task_id)
     step, _, _ = make_step(learner, hp, active, task_id, state.params)
     carry = (state.params, state.model_state, state.opt_state, state.mstate)
     # All minibatch draws of the task at once (one RNG call, not one per

@@ -11,6 +11,7 @@ import numpy as np
 from jcl import data as data_lib
 from jcl import protocols
 from jcl import train as train_lib
+from jcl.learner import REINIT
 from jcl.method import make_method
 from jcl.methods import supervised
 from jcl.model import FROZEN, make_model
@@ -236,3 +237,37 @@ def test_epochs_draw_each_example_once_per_epoch():
         assert set(y[rows] // 2) == {t}
         assert np.count_nonzero(np.asarray(m['loss'])) == 2 * (count // 16)
     assert int(state.step) == 2 * (120 // 16) + 2 * (20 // 16)
+
+
+def test_reinit_draws_fresh_trainable_leaves_after_the_first_task(arrays):
+    proto = protocols.class_split('s', arrays, 'class')
+    learner = make_learner(proto, steps=30, model=half_frozen(proto))
+    learner = learner._replace(reinit=True)
+    hp = {'lr': 1e-2}
+    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = state._replace(params=jax.tree.map(lambda a: a + 1.0,
+                                               state.params))
+    # task 0: nothing changes
+    same = train_lib.begin_task(learner, state, hp, jnp.int32(0))
+    chex.assert_trees_all_equal(same.params, state.params)
+    # later tasks: trainable leaves = the model's init at the reinit key,
+    # frozen leaves kept, the optimiser state fresh
+    new = train_lib.begin_task(learner, state, hp, jnp.int32(3))
+    fresh, _ = learner.make_model(hp).init(
+        jax.random.fold_in(state.key, REINIT))
+    chex.assert_trees_all_equal(new.params['Dense_1'], fresh['Dense_1'])
+    chex.assert_trees_all_equal(new.params['Dense_0'],
+                                state.params['Dense_0'])
+    assert not np.allclose(new.params['Dense_1']['kernel'],
+                           state.params['Dense_1']['kernel'])
+    # the same inside the compiled task: fine-tuning from a fresh network
+    # forgets task 1 entirely in Class-IL, and trains task 2
+    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    args = (data_lib.to_device(proto.train), data_lib.to_device(proto.test),
+            jnp.asarray(proto.active))
+    state, _, acc0 = train_lib.train_task(learner, state, hp, *args,
+                                          jnp.int32(0))
+    state, _, acc1 = train_lib.train_task(learner, state, hp, *args,
+                                          jnp.int32(1))
+    assert float(acc0[0]) > 0.5 and float(acc1[1]) > 0.5
+    assert float(acc1[0]) < 0.2

@@ -55,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
                    'far (the default but on seq-mnist; the BI-R paper\'s '
                    'code) or all units from the first task (the NMI '
                    'code\'s and mammoth\'s default)')
+    r.add_argument('--reinit', action='store_true',
+                   help='re-initialise the network before every task after '
+                   'the first (what it keeps comes from replay alone; the '
+                   'BI-R paper\'s Fig. 4)')
     r.add_argument('--set', action='append', default=[], metavar='NAME=V',
                    help='a method hyperparameter, e.g. ewc.lambda=1e5')
     r.add_argument('--grid', action='append', default=[],

@@ -153,6 +153,8 @@ def resolve(args) -> dict:
         cfg['class_outputs'] = outputs
     if epochs is not None:
         cfg['epochs'] = epochs
+    if args.reinit:   # (absent: the hash of older runs)
+        cfg['reinit'] = True
     if spec.kind == 'split':
         cfg['task_classes'] = {str(s): task_classes(args.protocol,
                                                     args.class_order, s)

@@ -74,7 +74,7 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
         learner = recipes.build_learner(
             first, spec, parts, hidden=tuple(cfg['hidden']),
             iters=cfg['iters'], batch=cfg['batch'],
-            epochs=cfg.get('epochs'),
+            epochs=cfg.get('epochs'), reinit=cfg.get('reinit', False),
             static_max={k: max(h[k] for h, _ in rows) for k in hp})
         keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
         hpa = {k: np.array([h[k] for h, _ in group], np.float32)
