@@ -1,0 +1,114 @@
+"""Pre-training and internal replay's front end on CIFAR stand-ins (no
+CIFAR can be downloaded here): ``jcl pretrain`` on a generated CIFAR-10,
+its weights read back by name, and ``jcl run --features`` learning a
+generated split CIFAR-100 on the frozen conv features with BI-R."""
+
+import json
+import pickle
+
+import jax
+import numpy as np
+import pytest
+
+from jcl import cli, pretrain
+
+
+def _rows(x):
+    """HWC images -> the official [N, 3072] rows (R plane, G, B)."""
+    return x.transpose(0, 3, 1, 2).reshape(len(x), 3072)
+
+
+def _images(rng, y):
+    """Class c brightens channel c % 3 in row band c // 3 (learnable)."""
+    x = rng.integers(0, 60, size=(len(y), 32, 32, 3), dtype=np.uint8)
+    for i, c in enumerate(y):
+        band = (c // 3) % 10
+        x[i, 3 * band:3 * band + 3, :, c % 3] = 250
+    return x
+
+
+def cifar10(root, per_batch=40):
+    folder = root / 'cifar-10-batches-py'
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']
+    for name in names:
+        y = rng.integers(0, 10, size=per_batch)
+        batch = {b'data': _rows(_images(rng, y)), b'labels': y.tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def cifar100(root, per_class=(3, 1)):
+    folder = root / 'cifar-100-python'
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name, n in zip(('train', 'test'), per_class):
+        y = np.repeat(np.arange(100), n)
+        batch = {b'data': _rows(_images(rng, y)), b'fine_labels': y.tolist(),
+                 b'coarse_labels': (y // 5).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.delenv('JCL_CIFAR_DIR', raising=False)
+    root = tmp_path / 'data'
+    cifar10(root)
+    cifar100(root)
+    return root
+
+
+def test_pretrain_then_learn_cifar100_on_frozen_features(tmp_path, data_dir,
+                                                         capsys):
+    weights = tmp_path / 'conv.npz'
+    code = cli.main(['pretrain', '--data', 'cifar10', '--epochs', '2',
+                     '--batch', '16', '--data-dir', str(data_dir),
+                     '--out', str(weights)])
+    assert code == 0, capsys.readouterr().err
+    model, params, state, meta = pretrain.load_front_end(str(weights))
+    assert str(meta['network']) == 'bir-conv'
+    assert str(meta['data']) == 'cifar10'
+    assert tuple(meta['input_shape']) == (32, 32, 3)
+    # the five conv layers as saved: channels 16..256, BatchNorm state kept
+    names = jax.tree_util.tree_flatten_with_path(params)[0]
+    assert any('256' in str(v.shape) for _, v in names)
+    assert jax.tree.leaves(state)  # BatchNorm statistics are model state
+    # features: 32 -> 32, 16, 8, 4, 2 (stride 2 from layer 2) x 256
+    x = np.zeros((3, 32, 32, 3), np.uint8)
+    f = pretrain.feature_arrays({'train_x': x, 'test_x': x[:1]}, model,
+                                params, state)
+    assert f['train_x'].shape == (3, 2 * 2 * 256)
+    assert f['train_x'].dtype == np.float32
+    # a refusal: the weights file exists
+    assert cli.main(['pretrain', '--data', 'cifar10', '--epochs', '1',
+                     '--data-dir', str(data_dir), '--out',
+                     str(weights)]) == 2
+    assert 'exists' in capsys.readouterr().err
+
+    out = tmp_path / 'run'
+    code = cli.main(['run', '--protocol', 'split-cifar100', '--scenario',
+                     'class', '--method', 'bir', '--iters', '3', '--batch',
+                     '8', '--hidden', '32,32', '--data-dir', str(data_dir),
+                     '--features', str(weights), '--out', str(out)])
+    err = capsys.readouterr()
+    assert code == 0, err.err
+    assert 'features of' in err.out
+    cfg = json.loads((out / 'config.json').read_text())
+    assert len(cfg['features_sha256']) == 64
+    R = np.asarray(json.loads((out / 'summary.json').read_text())['bir']['R'])
+    assert R.shape == (1, 10, 10) and np.all((0 <= R) & (R <= 1))
+
+
+def test_bad_weights_files_are_one_line(tmp_path, data_dir, capsys):
+    base = ['run', '--protocol', 'split-cifar100', '--scenario', 'class',
+            '--method', 'bir', '--iters', '2', '--data-dir', str(data_dir)]
+    bad = tmp_path / 'bad.npz'
+    bad.write_bytes(b'not a zip file')
+    for path, message in ((tmp_path / 'missing.npz', 'No such file'),
+                          (bad, 'unreadable')):
+        out = tmp_path / f'out-{path.stem}'
+        assert cli.main(base + ['--features', str(path), '--out',
+                                str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count('\n') == 0 and message in err, err
+        assert not out.exists()
