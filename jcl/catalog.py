@@ -164,6 +164,8 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
             name, arrays, scenario, classes_per_task=per_task,
             class_order=class_order, class_outputs=class_outputs,
             prepare=protocols.pixels if not features else identity)
+        if features:
+            proto = proto._replace(inputs='features')
     if validation:
         proto = protocols.with_validation(proto, validation)
     return proto

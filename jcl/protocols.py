@@ -48,6 +48,10 @@ class Protocol(NamedTuple):
         choosing hyperparameters), or ``None``.
       task_classes: the original class labels of each task, in output
         order (split protocols), or ``None``.
+      inputs: what the prepared inputs are: ``'pixels'`` in [0, 1]
+        (generators reconstruct them with a Bernoulli likelihood) or
+        ``'features'`` of a frozen front end, unbounded (a Gaussian one:
+        the squared error, the BI-R paper's internal replay).
     """
 
     name: str
@@ -60,6 +64,7 @@ class Protocol(NamedTuple):
     prepare: Callable = pixels
     valid: TaskData | None = None
     task_classes: list | None = None
+    inputs: str = 'pixels'
 
     @property
     def num_tasks(self) -> int:

@@ -48,6 +48,7 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
       hidden: the classifier's hidden layers.
     """
     input_dim = protocol.input_shape[0]
+    output = 'sigmoid' if protocol.inputs == 'pixels' else 'linear'
     if needs.separate:
         clf = separate_classifiers(spec.separate_hidden,
                                    num_tasks=protocol.num_tasks,
@@ -60,12 +61,12 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
                              input_dim=input_dim, xdg=xdg, init=spec.init)
     if needs.generator == 'vae':
         return paired(clf, vae_model(hidden, latent=LATENT,
-                                     input_dim=input_dim))
+                                     input_dim=input_dim, output=output))
     if needs.generator in ('rtf', 'separate'):
         groups = (protocol.num_tasks if needs.gates == 'task'
                   else protocol.num_outputs)
         gen = rtf_vae(hidden, latent=LATENT, input_dim=input_dim,
-                      num_outputs=protocol.num_outputs,
+                      num_outputs=protocol.num_outputs, output=output,
                       num_modes=protocol.num_outputs if needs.conditional
                       else 0,
                       gate_groups=groups if needs.gates != 'none' else 0,

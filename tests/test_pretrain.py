@@ -97,6 +97,36 @@ def test_pretrain_then_learn_cifar100_on_frozen_features(tmp_path, data_dir,
     assert len(cfg['features_sha256']) == 64
     R = np.asarray(json.loads((out / 'summary.json').read_text())['bir']['R'])
     assert R.shape == (1, 10, 10) and np.all((0 <= R) & (R <= 1))
+    with np.load(out / 'results.npz') as f:  # features are unbounded: the
+        for k in f.files:                    # generator's loss stays finite
+            if '/loss/' in k:
+                assert np.all(np.isfinite(f[k])), k
+
+
+def test_feature_protocols_reconstruct_with_the_squared_error():
+    from jcl import catalog, protocols, recipes, registry
+    rng = np.random.default_rng(0)
+    arrays = {'train_x': rng.normal(size=(40, 6)).astype(np.float32) * 3,
+              'train_y': np.repeat(np.arange(10), 4),
+              'test_x': rng.normal(size=(10, 6)).astype(np.float32),
+              'test_y': np.arange(10)}
+    proto = catalog.load_protocol('split-cifar100', 'class', arrays=arrays,
+                                  features=True)
+    assert proto.inputs == 'features'
+    pix = protocols.class_split('s', {**arrays, 'train_x': np.zeros(
+        (40, 2, 3), np.uint8), 'test_x': np.zeros((10, 2, 3), np.uint8)},
+        'class')
+    assert pix.inputs == 'pixels'
+    for method in ('bir', 'gr'):
+        parts = registry.parse_method(method)
+        hp = registry.default_hparams(parts, lr=1e-3)
+        needs = registry.model_needs(parts, hp)
+        model = recipes.build_model(
+            proto, catalog.protocol_spec('split-cifar100'), needs, hp,
+            hidden=(8,))
+        recon = model.views['reconstruction']
+        out, x = np.array([[1.0, -2.0]]), np.array([[3.0, 1.0]])
+        np.testing.assert_allclose(recon(out, x), [0.5 * (4 + 9)])
 
 
 def test_bad_weights_files_are_one_line(tmp_path, data_dir, capsys):
