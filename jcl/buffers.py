@@ -162,6 +162,11 @@ def draw_by_task(buf: Buffer, key, n: int, tasks):
     comes from task ``i mod tasks``, uniformly (with replacement) among its
     filled slots.
 
+    The filled slots are sorted by task once per call, so each draw is an
+    index into its task's run of that order (a sort of the buffer and
+    ``n`` uniforms; a draw over all slots per example, as a categorical
+    would, costs ``n x size`` random numbers every step).
+
     Returns:
       ``(slots [n], weights [n])``: weights ``1 / (tasks * n_j)`` so that
       every task contributes equally (``n_j`` draws of task ``j``; 0 where
@@ -169,13 +174,17 @@ def draw_by_task(buf: Buffer, key, n: int, tasks):
     """
     t = jnp.maximum(tasks, 1)
     want = (jnp.arange(n) % t).astype(jnp.int32)
-    logits = jnp.where(buf.valid[None, :] & (buf.task[None, :]
-                                             == want[:, None]), 0.0, -jnp.inf)
-    has = jnp.isfinite(logits).any(-1)
-    slots = jax.random.categorical(key, jnp.where(has[:, None], logits,
-                                                  0.0))
+    task = jnp.where(buf.valid, buf.task, jnp.iinfo(jnp.int32).max)
+    order = jnp.argsort(task, stable=True)
+    ranked = task[order]
+    start = jnp.searchsorted(ranked, want, side='left')
+    count = jnp.searchsorted(ranked, want, side='right') - start
+    u = jax.random.uniform(key, (n,))
+    pick = start + jnp.minimum((u * count).astype(jnp.int32),
+                               jnp.maximum(count - 1, 0))
+    slots = order[jnp.minimum(pick, task.shape[0] - 1)]
     per_task = jnp.sum(jax.nn.one_hot(want, n) * 1.0, 0)[want]
-    weights = jnp.where(has, 1.0 / (t * per_task), 0.0)
+    weights = jnp.where(count > 0, 1.0 / (t * per_task), 0.0)
     return slots, weights
 
 

@@ -106,3 +106,23 @@ def test_draw_by_task_splits_evenly_and_weighs_tasks_equally():
     for j in range(3):  # each task's weights sum to 1/3
         np.testing.assert_allclose(w[task == j].sum(), 1 / 3, rtol=1e-6)
     assert np.asarray(buf.valid)[np.asarray(slots)].all()
+
+
+def test_draw_by_task_is_uniform_over_a_tasks_filled_slots():
+    # task 0 holds slots 1, 4, 6 (5 is task 0 but empty); task 1 slot 2
+    buf = buffers.empty(8, (1,), jnp.int32)
+    buf = buf._replace(task=jnp.array([1, 0, 1, 2, 0, 0, 0, 2]),
+                       valid=jnp.array([False, True, True, False, True,
+                                        False, True, False]))
+    draws = jax.vmap(lambda k: buffers.draw_by_task(buf, k, 2, 2)[0])(
+        jax.random.split(jax.random.PRNGKey(3), 6000))
+    first, second = np.asarray(draws[:, 0]), np.asarray(draws[:, 1])
+    assert set(second.tolist()) == {2}
+    freq = np.bincount(first, minlength=8) / len(first)
+    np.testing.assert_allclose(freq[[1, 4, 6]], 1 / 3, atol=0.025)
+    assert freq[[0, 2, 3, 5, 7]].sum() == 0
+    # a task with nothing stored gets weight 0 (and any slot)
+    _, w = buffers.draw_by_task(buf._replace(valid=buf.valid & (buf.task
+                                                                != 1)),
+                                jax.random.PRNGKey(0), 2, 2)
+    np.testing.assert_allclose(np.asarray(w), [0.5, 0.0])

@@ -64,7 +64,8 @@ def np_ce(z, y, mask):
 def test_er_replay_loss_by_hand(scenario):
     m = er(linear_model(), prepare=scale, input_shape=(D,), num_tasks=2,
            classes_per_task=2, per_class=3, replay_size=4)
-    buf = filled_buffer()._replace(task=jnp.asarray([0] * 6))
+    buf = filled_buffer()._replace(task=jnp.asarray([0] * 6),
+                                   y=jnp.asarray([0, 1] * 3))
     c = ctx(1, scenario)
     fwd = Forward(PARAMS, {}, None, {}, {})
     got = float(m.loss(buf, fwd, c)[0]['replay'])
@@ -122,7 +123,8 @@ def test_agem_stage_uses_the_replayed_gradient():
     model = linear_model()
     m = agem(model, prepare=scale, input_shape=(D,), num_tasks=2,
              classes_per_task=2, per_class=3, replay_size=4)
-    buf = filled_buffer()._replace(task=jnp.asarray([0] * 6))
+    buf = filled_buffer()._replace(task=jnp.asarray([0] * 6),
+                                   y=jnp.asarray([0, 1] * 3))
     c = ctx(1)
 
     def ref_loss(p):
