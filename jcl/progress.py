@@ -61,8 +61,12 @@ class TaskProgress:
     def __init__(self, progress, label, num_steps, t0, after):
         self.progress, self.label, self.n = progress, label, num_steps
         self.t0, self.after, self.first = t0, after, None
+        self.last = 0
 
     def __call__(self, done):
+        if done <= self.last:   # the same tick from another device's rows
+            return
+        self.last = done
         now = time.time()
         if self.first is None:
             self.first = (now, done)

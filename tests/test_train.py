@@ -271,3 +271,12 @@ def test_reinit_draws_fresh_trainable_leaves_after_the_first_task(arrays):
                                           jnp.int32(1))
     assert float(acc0[0]) > 0.5 and float(acc1[1]) > 0.5
     assert float(acc1[0]) < 0.2
+
+
+def test_task_progress_prints_a_tick_once_when_several_devices_report_it():
+    from jcl.progress import TaskProgress
+    lines = []
+    hook = TaskProgress(lines.append, '[t]', 100, t0=0.0, after=0.0)
+    for done in (10, 10, 10, 10, 20, 20):   # 4 devices, then 2
+        hook(done)
+    assert [line.split()[2] for line in lines] == ['10/100', '20/100']
