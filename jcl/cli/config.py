@@ -16,7 +16,7 @@ import numpy as np
 
 from jcl import catalog, registry
 from jcl.cli.args import parse_grid, parse_sets
-from jcl.errors import ConfigError, DataError
+from jcl.errors import ConfigError
 
 SCENARIO_CHOICES = ('task', 'domain', 'class')
 
@@ -171,14 +171,8 @@ def scenario_config(cfg: dict, scenario: str) -> dict:
 
 def file_sha256(path) -> str:
     """The SHA-256 of a file (a weights file the run depends on)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-    except OSError as e:
-        raise DataError(f'cannot read {path}: {e.strerror or e}') from None
-    return digest.hexdigest()
+    from jcl.datasets._common import file_sha256 as sha256
+    return sha256(path, 'weights file')
 
 
 def config_hash(cfg) -> str:

@@ -27,6 +27,20 @@ def resolve_dir(value, env_var, default):
     return Path(value).expanduser()
 
 
+def file_sha256(path, what='file') -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks; a :class:`DataError`
+    naming ``what`` if it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+    except OSError as e:
+        raise DataError(f'{path}: cannot read the {what}: '
+                        f'{e.strerror or e}') from None
+    return digest.hexdigest()
+
+
 def array_sha256(array):
     """SHA-256 of an array's raw bytes in C order.
 

