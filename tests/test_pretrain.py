@@ -134,7 +134,8 @@ def test_bad_weights_files_are_one_line(tmp_path, data_dir, capsys):
             '--method', 'bir', '--iters', '2', '--data-dir', str(data_dir)]
     bad = tmp_path / 'bad.npz'
     bad.write_bytes(b'not a zip file')
-    for path, message in ((tmp_path / 'missing.npz', 'cannot read the weights file'),
+    for path, message in ((tmp_path / 'missing.npz',
+                           'cannot read the weights file'),
                           (bad, 'unreadable')):
         out = tmp_path / f'out-{path.stem}'
         assert cli.main(base + ['--features', str(path), '--out',

@@ -31,21 +31,32 @@ def default_impl() -> str:
     return 'patches' if jax.default_backend() == 'cpu' else 'lax'
 
 
+def conv2d(x, kernel, stride: int = 1, padding: int = 0,
+           impl: str | None = None):
+    """A convolution without bias: ``x`` ``[B, H, W, C]``, ``kernel``
+    ``[kh, kw, C, O]`` (HWIO), ``padding`` zeros on every side (PyTorch's
+    ``Conv2d(..., stride, padding)``) -> ``[B, H', W', O]``."""
+    impl = impl or default_impl()
+    kh, kw, c, o = kernel.shape
+    pads = ((padding, padding), (padding, padding))
+    if impl == 'lax':
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), pads, dimension_numbers=_DIMS)
+    if impl != 'patches':
+        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
+    if kh == kw == 1 and padding == 0:
+        return x[:, ::stride, ::stride, :] @ kernel.reshape(c, o)
+    patches = jax.lax.conv_general_dilated_patches(
+        x, (kh, kw), (stride, stride), pads,
+        dimension_numbers=_DIMS)                # channels: c * kh kw + tap
+    return patches @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(
+        kh * kw * c, o)
+
+
 def conv3x3(x, kernel, stride: int = 1, impl: str | None = None):
     """A 3x3 convolution with padding 1: ``x`` ``[B, H, W, C]``, ``kernel``
     ``[3, 3, C, O]`` (HWIO) -> ``[B, H', W', O]``."""
-    impl = impl or default_impl()
-    if impl == 'lax':
-        return jax.lax.conv_general_dilated(
-            x, kernel, (stride, stride), ((1, 1), (1, 1)),
-            dimension_numbers=_DIMS)
-    if impl != 'patches':
-        raise ValueError(f'impl must be one of {IMPLS}, got {impl!r}')
-    patches = jax.lax.conv_general_dilated_patches(
-        x, (3, 3), (stride, stride), ((1, 1), (1, 1)),
-        dimension_numbers=_DIMS)                   # channels: c * 9 + tap
-    c, o = kernel.shape[2], kernel.shape[3]
-    return patches @ jnp.transpose(kernel, (2, 0, 1, 3)).reshape(9 * c, o)
+    return conv2d(x, kernel, stride, 1, impl)
 
 
 class Conv3x3(nn.Module):
