@@ -154,3 +154,13 @@ def ewc_defaults(prefix, online):
             out[f'{prefix}.gamma'] = 1.0
         return out
     return get
+
+
+def norm_penalty(name):
+    """CLR's un-squared L2 penalty (``NAME.l2``) on the model's trainable
+    tensors, the current task's banks only."""
+    def build(ctx, hp):
+        from jcl.methods.norm_penalty import norm_penalty as penalty
+        return Members(other=[(name, penalty(ctx.model.labels,
+                                             strength=hp[f'{name}.l2']))])
+    return build

@@ -35,6 +35,10 @@ class ProtocolSpec(NamedTuple):
       optimizer: ``'adam'`` or ``'sgd'`` (:data:`jcl.optim.OPTIMIZERS`).
       init: the MLP's initialisation, ``'torch'`` or ``'xavier'``.
       class_outputs: Class-IL's active units, ``'seen'`` or ``'all'``.
+      backbone: a ResNet (``'resnet18'``, ``'resnet50'``) instead of the
+        MLP (``kind='sequence'``: image tasks from several sources).
+      reset_optimizer: every method starts each task with a fresh
+        optimiser (the CLR reference builds one per task).
     """
 
     dataset: str
@@ -51,6 +55,8 @@ class ProtocolSpec(NamedTuple):
     optimizer: str = 'adam'
     init: str = 'torch'
     class_outputs: str = 'seen'
+    backbone: str | None = None
+    reset_optimizer: bool = False
 
 
 PROTOCOLS = {
@@ -76,6 +82,13 @@ PROTOCOLS = {
     'split-cifar100': ProtocolSpec(
         'cifar100', 'split', (2000, 2000), 5000, 1e-4, 256, 10, 100,
         (400, 400), 'CIFAR-100 in 10 tasks of 10 classes'),
+    'offline-sequence': ProtocolSpec(
+        'offline', 'sequence', (), 0, 1e-3, 32, 8, 10, (),
+        'CLR\'s setting offline: 8 image tasks of 10 classes from distinct '
+        'sources (MNIST, Fashion-MNIST, Animal-MNIST, scikit-learn digits, '
+        'digits of 4 scripts), 32x32, a head per task; ResNet-18 '
+        'pre-trained on Latin letters', epochs=60, backbone='resnet18',
+        reset_optimizer=True),
 }
 
 
@@ -118,6 +131,8 @@ def load_arrays(name: str, data_dir=None) -> dict:
     """The uint8 arrays of a named protocol's data set."""
     from jcl import datasets
     spec = protocol_spec(name)
+    if spec.kind == 'sequence':
+        return {}        # each task's source is loaded with the protocol
     if spec.dataset == 'mnist':
         return datasets.load_mnist()
     if spec.dataset == 'fashion-mnist':
@@ -148,6 +163,8 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
     """
     spec = protocol_spec(name)
     protocols.check_scenario(scenario)
+    if spec.kind == 'sequence':
+        return _sequence(name, spec, scenario, num_tasks, data_dir, features)
     if arrays is None:
         arrays = load_arrays(name, data_dir)
     if spec.kind == 'permuted' and features:
@@ -170,6 +187,17 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
         proto = protocols.with_validation(proto, validation)
     return proto
 
+
+
+def _sequence(name, spec, scenario, num_tasks, data_dir, features):
+    from jcl import sequences
+    if scenario != 'task':
+        raise ConfigError(f'{name} is a task-incremental sequence (a head '
+                          f'per task); --scenario {scenario} is not defined')
+    if features:
+        raise ConfigError(f'--features does not apply to {name}')
+    tasks = sequences.OFFLINE_TASKS[:num_tasks or spec.num_tasks]
+    return sequences.offline_sequence(tasks=tasks, data_dir=data_dir)
 
 
 def identity(x):

@@ -119,16 +119,23 @@ def _parts(learner: Learner, hp, params, lr_scale=None) -> _Parts:
     return _Parts(model, method, tx, trainable_mask(model, params))
 
 
-def init_state(learner: Learner, hp, key) -> CLState:
+def init_state(learner: Learner, hp, key, pretrained=None) -> CLState:
     """The carry before the first task.
 
     Args:
       learner: the static learner. hp: dict of scalar hyperparameters.
       key: this run's PRNG key (one seed).
+      pretrained: ``None``, or ``{'params': flat, 'model_state': flat}``
+        (``{key path: array}``, e.g.
+        :func:`jcl.models.backbone.pretrained_overlay`): leaves that
+        replace the drawn initialisation before the method sees it.
     """
     k_params, _, k_method, k_run = jax.random.split(key, 4)
     model = learner.make_model(hp)
     params, model_state = model.init(k_params)
+    if pretrained is not None:
+        params = tree.overlay(params, pretrained['params'])
+        model_state = tree.overlay(model_state, pretrained['model_state'])
     parts = _parts(learner, hp, params)
     trainable, _ = tree.partition(params, parts.mask)
     mstate = parts.method.init(Snapshot(params, model_state),

@@ -47,6 +47,12 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
       hp: hyperparameters (XdG's proportion may be a tracer).
       hidden: the classifier's hidden layers.
     """
+    if spec.backbone:
+        return _backbone_model(protocol, spec, needs)
+    if needs.backbone:
+        raise ConfigError(f'the method trains a ResNet backbone '
+                          f'({needs.backbone}); {protocol.name} has none: '
+                          'use --protocol offline-sequence')
     input_dim = protocol.input_shape[0]
     output = 'sigmoid' if protocol.inputs == 'pixels' else 'linear'
     if needs.separate:
@@ -74,6 +80,19 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
                       else 0.0)
         return gen if needs.generator == 'rtf' else paired(clf, gen)
     return clf
+
+
+def _backbone_model(protocol, spec, needs) -> Model:
+    from jcl.models.backbone import resnet_model
+    if needs.generator or needs.xdg or needs.separate:
+        raise ConfigError(f'{protocol.name}: generators, XdG and separate '
+                          'networks are not available on a ResNet backbone '
+                          'yet')
+    return resnet_model(depth=int(spec.backbone[len('resnet'):]),
+                        stem='imagenet', num_tasks=protocol.num_tasks,
+                        head_width=protocol.num_outputs // protocol.num_tasks,
+                        mode=needs.backbone or 'finetune',
+                        input_shape=protocol.input_shape)
 
 
 def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
@@ -125,5 +144,5 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
                    make_optimizer=OPTIMIZERS[spec.optimizer],
                    prepare=protocol.prepare, num_steps=iters,
                    batch_size=batch, epochs=epochs, reinit=reinit,
-                   reset_optimizer=any(METHODS[p].reset_optimizer
-                                       for p in parts))
+                   reset_optimizer=spec.reset_optimizer or any(
+                       METHODS[p].reset_optimizer for p in parts))

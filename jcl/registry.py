@@ -117,6 +117,25 @@ METHODS = {
         static=('derpp.budget', 'derpp.minibatch')),
 }
 
+
+def _backbone_method(name, mode):
+    """The CLR paper's methods on a ResNet backbone (Task-IL, a head per
+    task, or one shared head for ``linear``), each with the reference's
+    weight penalty ``NAME.l2`` (1e-5)."""
+    return MethodSpec(
+        build=builders.norm_penalty(name), model=ModelNeeds(backbone=mode),
+        defaults=lambda p, s, b: {f'{name}.l2': 1e-5},
+        checks={f'{name}.l2': NONNEG}, scenarios=('task',),
+        reset_optimizer=True)
+
+
+METHODS.update({
+    'clr': _backbone_method('clr', 'clr'),
+    'clr-full': _backbone_method('clr-full', 'clr-full'),
+    'sgd': _backbone_method('sgd', 'finetune'),
+    'sgd-ll': _backbone_method('sgd-ll', 'linear'),
+})
+
 GLOBAL_CHECKS = {'lr': POSITIVE}
 
 
@@ -159,9 +178,14 @@ def model_needs(parts: list, static: dict | None = None) -> ModelNeeds:
         raise ConfigError(f'{"+".join(parts)}: separate networks and a '
                           'generator do not combine')
     xdg = [n.xdg for n in needs if n.xdg]
+    modes = {n.backbone for n in needs if n.backbone}
+    if len(modes) > 1:
+        raise ConfigError(f'{"+".join(parts)}: the backbone can be trained '
+                          f'one way only, not {" and ".join(sorted(modes))}')
     base = gens[0] if gens else ModelNeeds()
     return base._replace(xdg=xdg[0] if xdg else None,
-                         separate=any(n.separate for n in needs))
+                         separate=any(n.separate for n in needs),
+                         backbone=modes.pop() if modes else '')
 
 
 def check_scenario(parts: list, scenario: str):

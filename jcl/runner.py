@@ -57,7 +57,8 @@ def _saved(ckpt_path):
 def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               joint=False, ckpt_path=None,
               progress: Callable[[str], None] | None = print,
-              label='', heartbeat_after=60.0, mesh=None) -> RunResult:
+              label='', heartbeat_after=60.0, mesh=None,
+              pretrained=None) -> RunResult:
     """Trains ``learner`` on every task of ``protocol`` for several seeds.
 
     Args:
@@ -73,6 +74,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
       heartbeat_after: seconds into a task after which ``progress`` also
         gets a line at every tenth of the task's steps (with an estimate
         of the time left); short tasks stay at one line each.
+      pretrained: leaves overlaid on every row's initialisation
+        (:func:`jcl.learner.init_state`), or ``None``.
       mesh: split the rows over this mesh's devices
         (:func:`jcl.sweep.row_mesh`); rows are padded to a multiple of the
         devices with copies of the last one, and dropped from the results.
@@ -112,7 +115,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     keys = place(jnp.asarray(keys), mesh, 'rows')
     init, task, init_acc = compile_run(learner, train_axes=train_axes,
                                        test_axes=eval_axes, mesh=mesh)
-    state = init(hp, keys)
+    state = init(hp, keys, place(pretrained, mesh))
     num_tasks = protocol.num_tasks
     rows, vrows, metrics, seconds, start = [], [], {}, [], 0
     R_init = distributed.gather(init_acc(state, hp, evals, active)['test'])

@@ -25,6 +25,8 @@ class ModelNeeds(NamedTuple):
       gates: the decoder's gates by ``'class'`` or ``'task'`` (``'none'``).
       gate_prop: the hyperparameter holding the gated proportion.
       separate: one network per task instead of one shared network.
+      backbone: on a backbone protocol (a ResNet), the mode of
+        :func:`jcl.models.backbone.resnet_model` (``''``: ``'finetune'``).
     """
 
     xdg: str | None = None
@@ -33,6 +35,7 @@ class ModelNeeds(NamedTuple):
     gates: str = 'none'
     gate_prop: str | None = None
     separate: bool = False
+    backbone: str = ''
 
 
 class Members(NamedTuple):

@@ -87,19 +87,22 @@ def compile_run(learner: Learner, *, train_axes=None, test_axes=None,
         number of rows must be a multiple of its size), or ``None``.
 
     Returns:
-      ``(init, task, init_acc)``: ``init(hp, keys)``,
+      ``(init, task, init_acc)``: ``init(hp, keys, pretrained=None)``
+      (``pretrained``: see :func:`jcl.learner.init_state`, shared by the
+      rows),
       ``task(states, hp, train, test, active, task_id)`` (donates
       ``states``), ``init_acc(states, hp, test, active)``; every function
       maps over the leading axis of ``hp``/``keys``/``states``.
     """
-    init = jax.vmap(functools.partial(init_state, learner))
+    init = jax.vmap(functools.partial(init_state, learner),
+                    in_axes=(0, 0, None))
     task = jax.vmap(functools.partial(train_task, learner),
                     in_axes=(0, 0, train_axes, test_axes, None, None))
     init_acc = jax.vmap(functools.partial(initial_accuracy, learner),
                         in_axes=(0, 0, test_axes, None))
     if mesh is not None:
         rows = P(ROWS)
-        init = jax.shard_map(init, mesh=mesh, in_specs=(rows, rows),
+        init = jax.shard_map(init, mesh=mesh, in_specs=(rows, rows, P()),
                              out_specs=rows, check_vma=False)
         task = jax.shard_map(
             task, mesh=mesh, in_specs=(rows, rows, _specs(train_axes),
@@ -109,7 +112,12 @@ def compile_run(learner: Learner, *, train_axes=None, test_axes=None,
             init_acc, mesh=mesh, in_specs=(rows, rows, _specs(test_axes),
                                            P()),
             out_specs=rows, check_vma=False)
-    return jax.jit(init), jax.jit(task, donate_argnums=0), jax.jit(init_acc)
+    init_jit = jax.jit(init)
+
+    def init_fn(hp, keys, pretrained=None):
+        return init_jit(hp, keys, pretrained)
+
+    return init_fn, jax.jit(task, donate_argnums=0), jax.jit(init_acc)
 
 
 def place(tree, mesh: Mesh | None, axes=None):

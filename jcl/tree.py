@@ -105,3 +105,20 @@ def _key_name(key) -> str:
         if hasattr(key, attr):
             return str(getattr(key, attr))
     return str(key)
+
+
+def overlay(tree, flat: dict):
+    """``tree`` with the leaves at the key paths of ``flat`` (``{tuple of
+    dict keys: array}``) replaced, e.g. pre-trained weights over a drawn
+    initialisation; other leaves are kept.
+
+    >>> import jax.numpy as jnp
+    >>> overlay({'a': {'w': jnp.zeros(2)}, 'b': jnp.ones(1)},
+    ...         {('a', 'w'): jnp.full(2, 7.0)})['a']['w'].tolist()
+    [7.0, 7.0]
+    """
+    def pick(path, leaf):
+        names = tuple(getattr(p, 'key', None) for p in path)
+        return jnp.asarray(flat[names], leaf.dtype) if names in flat \
+            else leaf
+    return jax.tree_util.tree_map_with_path(pick, tree)

@@ -1,0 +1,162 @@
+"""Sequences of image-classification tasks from distinct sources: the
+CLR setting (a frozen pre-trained backbone, one task after another, a
+head per task) on data that is on this machine.
+
+The offline sequence (:data:`OFFLINE_TASKS`, default 8 tasks of 10
+classes): MNIST, Fashion-MNIST, Animal-MNIST, scikit-learn's 8x8 digits
+and the digits of four writing systems rendered from Noto fonts. Every
+image is resized to ``size x size`` grey (Pillow's bilinear with
+antialias, as torchvision's ``Resize`` of the CLR reference), and each
+task is subsampled as the CLR reference does (``jcl.datasets.
+image_folders``): ``round(2560 / C)`` training and ``round(256 / C)``
+validation images per class (``C`` < 60 classes), drawn from the
+source's training split with a seeded generator; the test split keeps up
+to ``test_per_class`` images per class of the source's test split.
+
+The backbone is pre-trained on Latin letters rendered from the same
+fonts (``jcl pretrain --network resnet18 --data glyph-letters``): no
+digit, no animal, no garment, so the sequence is disjoint from it, as
+CLR's 53 tasks are from ImageNet (only nearly: ImageNet holds some of
+their classes).
+
+Labels are laid out in jcl's Task-IL blocks: class ``c`` of task ``t``
+is output unit ``t * 10 + c``.
+
+>>> [name for name, _ in OFFLINE_TASKS][:4]
+['mnist', 'fashion-mnist', 'animal-mnist', 'sklearn-digits']
+"""
+
+import numpy as np
+from PIL import Image
+
+from jcl import protocols
+from jcl.data import TaskData
+from jcl.errors import ConfigError
+
+OFFLINE_TASKS = (
+    ('mnist', None), ('fashion-mnist', None), ('animal-mnist', None),
+    ('sklearn-digits', None), ('glyphs', 'devanagari'), ('glyphs', 'thai'),
+    ('glyphs', 'tamil'), ('glyphs', 'arabic'))
+# ImageNet's channel statistics (torchvision's normalisation)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_pixels(x):
+    """``prepare``: uint8 ``[B, H, W]`` grey (or ``[B, H, W, 3]``) ->
+    float32 ``[B, H, W, 3]`` normalised with ImageNet's statistics."""
+    import jax.numpy as jnp
+    x = x.astype(jnp.float32) / 255.0
+    if x.ndim == 3:
+        x = jnp.repeat(x[..., None], 3, axis=-1)
+    mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
+    std = jnp.asarray(IMAGENET_STD, jnp.float32)
+    return (x - mean) / std
+
+
+def load_source(name, variant=None, data_dir=None) -> dict:
+    """The uint8 arrays of one source."""
+    from jcl import datasets
+    if name == 'mnist':
+        return datasets.load_mnist()
+    if name == 'fashion-mnist':
+        return datasets.load_fashion_mnist(data_dir)
+    if name == 'animal-mnist':
+        return datasets.load_animal_mnist()
+    if name == 'sklearn-digits':
+        return datasets.load_sklearn_digits()
+    if name == 'glyphs':
+        return datasets.load_glyph_digits(variant)
+    raise ConfigError(f'unknown task source {name!r}')
+
+
+def resize(images, size: int) -> np.ndarray:
+    """uint8 ``[N, H, W]`` -> ``[N, size, size]`` (Pillow bilinear with
+    antialias; unchanged when already that size)."""
+    images = np.asarray(images)
+    if images.shape[1:3] == (size, size):
+        return images.astype(np.uint8)
+    return np.stack([np.asarray(Image.fromarray(im).resize(
+        (size, size), Image.BILINEAR)) for im in images])
+
+
+def per_class_counts(num_classes: int):
+    """The CLR reference's training and validation images per class."""
+    big = num_classes >= 60
+    return (round((5120 if big else 2560) / num_classes),
+            round((512 if big else 256) / num_classes))
+
+
+def _pick(y, per_class, rng, exclude=None):
+    out = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if exclude is not None:
+            idx = np.setdiff1d(idx, exclude)
+        out.append(rng.permutation(idx)[:per_class])
+    return np.sort(np.concatenate(out))
+
+
+def offline_sequence(*, tasks=OFFLINE_TASKS, size=32, seed=0,
+                     test_per_class=100, sources=None, data_dir=None
+                     ) -> protocols.Protocol:
+    """The offline task sequence as a Task-IL :class:`Protocol` with a
+    validation split.
+
+    Args:
+      tasks: ``(source, variant)`` pairs (:func:`load_source`).
+      size: image side after resizing.
+      seed: the subsampling seed (the same for every run seed, as the
+        reference's fixed ``random.seed``).
+      test_per_class: test images kept per class.
+      sources: ``{(source, variant): arrays}`` already loaded (tests).
+    """
+    rng = np.random.RandomState(seed)
+    splits = {'train': [], 'valid': [], 'test': []}
+    width = 0
+    for name, variant in tasks:
+        arrays = (sources or {}).get((name, variant))
+        if arrays is None:
+            arrays = load_source(name, variant, data_dir)
+        ytr = np.asarray(arrays['train_y']).astype(np.int64)
+        yte = np.asarray(arrays['test_y']).astype(np.int64)
+        classes = int(max(ytr.max(), yte.max())) + 1
+        width = max(width, classes)
+        n_train, n_valid = per_class_counts(classes)
+        tr = _pick(ytr, n_train, rng)
+        va = _pick(ytr, n_valid, rng, exclude=tr)
+        te = _pick(yte, test_per_class, rng)
+        for split, xs, ys, idx in (('train', arrays['train_x'], ytr, tr),
+                                   ('valid', arrays['train_x'], ytr, va),
+                                   ('test', arrays['test_x'], yte, te)):
+            splits[split].append((resize(np.asarray(xs)[idx], size),
+                                  ys[idx]))
+    num_tasks = len(tasks)
+    data = {k: _task_data(v, width) for k, v in splits.items()}
+    units = [list(range(t * width, (t + 1) * width))
+             for t in range(num_tasks)]
+    return protocols.Protocol(
+        name='offline-sequence', scenario='task', train=data['train'],
+        test=data['test'], valid=data['valid'],
+        active=protocols.active_table('task', units),
+        input_shape=(size, size, 3), num_outputs=num_tasks * width,
+        prepare=imagenet_pixels,
+        task_classes=[list(range(width))] * num_tasks)
+
+
+def _task_data(parts, width) -> TaskData:
+    """One split: the tasks' images pooled, labels local, offsets
+    ``t * width``."""
+    counts = [len(y) for _, y in parts]
+    m = max(counts)
+    index = np.zeros((len(parts), m), np.int32)
+    start = 0
+    for t, n in enumerate(counts):
+        index[t, :n] = np.arange(start, start + n)
+        start += n
+    origin = np.repeat(np.arange(len(parts), dtype=np.int32)[:, None], m, 1)
+    return TaskData(
+        images=np.concatenate([x for x, _ in parts]),
+        labels=np.concatenate([y for _, y in parts]).astype(np.int32),
+        index=index, count=np.asarray(counts, np.int32), origin=origin,
+        offset=(np.arange(len(parts)) * width).astype(np.int32), perm=None)
