@@ -138,7 +138,11 @@ def icarl(model: Model, *, prepare, input_shape, num_tasks: int,
     def batch_loss(state, params, model_state, out, batch, ctx):
         t = ctx.task_id
         teacher = logits(model, state.teacher, batch.x, batch.task)
-        old = ctx.active[jnp.maximum(t - 1, 0), batch.task] & (t > 0)
+        # the units of earlier tasks' classes (those with exemplars), not
+        # the earlier active units: with every unit active from the first
+        # task (``--class-outputs all``) those would include the new ones
+        old = jnp.broadcast_to(state.has_mean & (t > 0), ctx.mask(
+            batch.task).shape)
         return bce_distill(out['logits'], teacher, batch.y,
                            ctx.mask(batch.task), old, temperature)
 

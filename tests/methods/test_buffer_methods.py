@@ -195,6 +195,39 @@ def test_icarl_bce_distill_by_hand():
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+@pytest.mark.parametrize('outputs', ['seen', 'all'])
+def test_icarl_distills_only_the_earlier_classes(outputs):
+    """In task 2 the units of task 1's classes get the teacher's targets
+    and task 2's own units one-hot targets, whether the active units are
+    the classes seen so far or every unit (``--class-outputs all``, where
+    the earlier active units include the new classes)."""
+    m = icarl(linear_model(), prepare=scale, input_shape=(D,), num_tasks=2,
+              classes_per_task=2, num_outputs=C, per_class=3,
+              task_sizes=[10, 10], batch_size=4)
+    teacher = {'w': PARAMS['w'] * 0.5, 'b': PARAMS['b'] + 1}
+    state = m.init(Snapshot(PARAMS, {}), ctx(0))._replace(
+        teacher=Snapshot(teacher, {}),
+        has_mean=jnp.array([True, True, False, False]))
+    active = jnp.asarray(protocols.active_table('class', [[0, 1], [2, 3]],
+                                                outputs))
+    c = TaskCtx(jnp.int32(1), jax.random.PRNGKey(7), active)
+    x = jnp.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
+    batch = Batch(x, jnp.array([2, 3]), jnp.array([1, 1]))
+    out = {'logits': x @ PARAMS['w'] + PARAMS['b'], 'features': x}
+    got = float(m.loss(state, Forward(PARAMS, {}, batch, out, {}), c)[0][
+        'bce'])                            # the buffer is empty: current only
+    t_logits = np.asarray(x @ teacher['w'] + teacher['b'])
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    z = np.asarray(out['logits'])
+    want = 0.0
+    for i, y in enumerate([2, 3]):
+        target = np.eye(C)[y]
+        target[:2] = sig(t_logits[i, :2] / 2.0)
+        p = sig(z[i])
+        want += -np.sum(target * np.log(p) + (1 - target) * np.log(1 - p))
+    np.testing.assert_allclose(got, want / 2, rtol=1e-5)
+
+
 def test_derpp_loss_by_hand():
     m = derpp(linear_model(), prepare=scale, input_shape=(D,),
               num_outputs=C, size=6, alpha=0.3, beta=0.7, minibatch=4)
