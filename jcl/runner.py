@@ -33,6 +33,11 @@ class RunResult(NamedTuple):
       R_valid: ``[S, T, T]`` on the validation split, or ``None``.
       state: the final carry (:class:`jcl.types.CLState`, leaves with a
         leading seed axis), or ``None``.
+      extras: further per-task records of the streamed path, or ``None``:
+        int ``[S, T]`` ``'steps'`` (steps trained), ``'epochs'`` (epochs
+        validated), ``'best_epoch'`` (0-based; ``-1`` without validation)
+        and float ``[S, T, epochs]`` ``'valid_acc'`` (``nan`` where a row
+        did not run).
     """
 
     R: np.ndarray
@@ -41,6 +46,7 @@ class RunResult(NamedTuple):
     seconds: np.ndarray
     R_valid: np.ndarray | None = None
     state: object = None
+    extras: dict | None = None
 
 
 def _saved(ckpt_path):
