@@ -100,8 +100,11 @@ def _correct(learner, state, hp, raw, active_row):
 
 @functools.lru_cache(maxsize=None)
 def _compiled(learner: Learner):
-    init = jax.jit(jax.vmap(functools.partial(init_state, learner),
-                            in_axes=(0, 0, None)))
+    init_jit = jax.jit(jax.vmap(functools.partial(init_state, learner),
+                                in_axes=(0, 0, None)))
+
+    def init(hp, keys, pretrained=None):
+        return init_jit(hp, keys, pretrained)
     begin = jax.jit(jax.vmap(functools.partial(begin_task, learner),
                              in_axes=(0, 0, None)))
     chunk = jax.jit(jax.vmap(functools.partial(train_chunk, learner),
