@@ -10,8 +10,17 @@ keep its weights by name; :func:`feature_protocol` maps a protocol's
 images through the frozen conv layers once (evaluation mode), so that
 every method trains on the features as an MLP would on pixels.
 
+A backbone for CLR is the other kind: ``resnet18`` / ``resnet50`` (a
+torchvision-layout :class:`jcl.models.resnet.ResNet`, ImageNet stem,
+inputs prepared by :func:`imagenet_prepare`) trained by
+:func:`train_epochs` and saved by :func:`save_backbone` as a torchvision
+state dict, read like torchvision's own file (:mod:`jcl.pretrain_resnet`
+has the training loop, the export and the file format).
+
 >>> NETWORKS['bir-conv']['channels']
 (16, 32, 64, 128, 256)
+>>> NETWORKS['resnet18']
+{'depth': 18}
 """
 
 import os
@@ -26,20 +35,38 @@ from jcl.learner import Learner
 from jcl.methods import supervised
 from jcl.model import Model
 from jcl.models import conv_classifier
+from jcl.pretrain_resnet import (  # noqa: F401  (re-exported)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    crop,
+    imagenet_prepare,
+    meta_path,
+    read_meta,
+    resnet_classifier,
+    save_backbone,
+    train_epochs,
+)
 
 NETWORKS = {
     # the BI-R paper's front end (5 conv layers, the last without BN and
     # ReLU) under the NMI code's CIFAR MLP 2000-2000
     'bir-conv': dict(channels=(16, 32, 64, 128, 256), hidden=(2000, 2000),
                      plain_last=True),
+    # CLR's backbones (torchvision layout, ImageNet stem, one shared head)
+    'resnet18': dict(depth=18),
+    'resnet50': dict(depth=50),
 }
 
 
 def network(name: str, *, num_classes: int, input_shape: tuple) -> Model:
-    """A named pre-training network."""
+    """A named pre-training network (``input_shape`` ``(H, W, C)``; a
+    ResNet always reads 3 channels, see :func:`imagenet_prepare`)."""
     if name not in NETWORKS:
         raise ConfigError(f'unknown network {name!r}; choose one of '
                           f'{", ".join(NETWORKS)}')
+    if 'depth' in NETWORKS[name]:
+        return resnet_classifier(NETWORKS[name]['depth'], num_classes,
+                                 tuple(input_shape[:2]))
     return conv_classifier(num_outputs=num_classes, input_shape=input_shape,
                            **NETWORKS[name])
 
@@ -114,6 +141,10 @@ def load_front_end(path):
                         input_shape=tuple(int(d) for d in
                                           meta['input_shape']))
     except KeyError as e:
+        if 'depth' in (read_meta(path) or {}):
+            raise DataError(f'{path} is a ResNet backbone (a torchvision '
+                            'state dict, for --backbone), not a --features '
+                            'front end') from None
         raise DataError(f'{path} is not a jcl pretrain weights file '
                         f'(no {e.args[0]!r})') from None
     params, state, meta = load(path, model)

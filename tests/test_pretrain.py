@@ -3,6 +3,7 @@ CIFAR can be downloaded here): ``jcl pretrain`` on a generated CIFAR-10,
 its weights read back by name, and ``jcl run --features`` learning a
 generated split CIFAR-100 on the frozen conv features with BI-R."""
 
+import hashlib
 import json
 import pickle
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from jcl import cli, pretrain
+from jcl.errors import DataError
 
 
 def _rows(x):
@@ -143,3 +145,129 @@ def test_bad_weights_files_are_one_line(tmp_path, data_dir, capsys):
         err = capsys.readouterr().err.strip()
         assert err.count('\n') == 0 and message in err, err
         assert not out.exists()
+
+
+# ---- ResNet backbones for CLR: a torchvision state dict (+ sidecar) ----
+
+@pytest.fixture(scope='module')
+def letters(tmp_path_factory):
+    """A small rendered letter set (2 train, 1 test image per class)."""
+    from jcl.datasets import load_glyph_letters
+    cache = tmp_path_factory.mktemp('glyphs')
+    return load_glyph_letters(str(cache), n_train=52, n_test=26, size=32)
+
+
+@pytest.fixture(scope='module')
+def resnet_run(letters, tmp_path_factory):
+    """One tiny ``jcl pretrain --network resnet18`` run through the CLI
+    (the only ResNet-18 training compile of this file)."""
+    from jcl import datasets
+    from jcl.cli.args import parser
+    out = tmp_path_factory.mktemp('resnet') / 'letters.npz'
+    lines = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets, 'load_glyph_letters',
+                   lambda data_dir=None: letters)
+        args = parser().parse_args(
+            ['pretrain', '--network', 'resnet18', '--data',
+             'glyph-letters', '--epochs', '1', '--batch', '8',
+             '--out', str(out)])
+        from jcl.cli import pretrain as cli_pretrain
+        code = cli_pretrain.run(args, log=lines.append)
+    return code, out, lines
+
+
+def test_resnet_pretrain_saves_a_torchvision_state_dict(resnet_run,
+                                                        letters):
+    from jcl.models import torchvision_import as tvi
+    from jcl.statedict import load_state_dict
+    code, out, lines = resnet_run
+    assert code == 0
+    assert 'test accuracy' in lines[-1] and str(out) in lines[-1]
+    sd = load_state_dict(out)
+    assert len(sd) == 122 and list(sd)[:2] == ['conv1.weight', 'bn1.weight']
+    assert list(sd)[-2:] == ['fc.weight', 'fc.bias']
+    assert tvi.check_state_dict(sd, 18) == 26   # the same check as .pth
+    assert sd['layer1.0.conv1.weight'].shape == (64, 64, 3, 3)    # OIHW
+    assert sd['bn1.num_batches_tracked'].dtype == np.int64
+    meta = pretrain.read_meta(out)
+    assert pretrain.meta_path(out) == str(out)[:-len('npz')] + 'json'
+
+    assert (meta['network'], meta['data'], meta['depth']) == (
+        'resnet18', 'glyph-letters', 18)
+    assert meta['augment'] == 'crop' and meta['epochs'] == 1
+    assert [c['epoch'] for c in meta['curve']] == [1]
+    assert meta['weights_sha256'] == hashlib.sha256(
+        out.read_bytes()).hexdigest()
+    # the weights as read back give the recorded test accuracy
+    model = pretrain.network('resnet18', num_classes=26,
+                             input_shape=(32, 32, 1))
+    params, state = model.init(jax.random.PRNGKey(1))
+    v = tvi.load_backbone({'params': params, **state}, sd, 18, head=True)
+    out_, _ = model.apply(v['params'], {'batch_stats': v['batch_stats']},
+                          pretrain.imagenet_prepare(letters['test_x']),
+                          np.zeros(26, np.int32), train=False)
+    acc = np.mean(np.argmax(out_['logits'], -1) == letters['test_y'])
+    assert abs(acc - meta['test_accuracy']) <= 1 / 26 + 1e-6
+    with pytest.raises(DataError, match='ResNet backbone'):
+        pretrain.load_front_end(str(out))
+
+
+def test_to_torchvision_round_trip():
+    from jcl.models import torchvision_import as tvi
+    model = pretrain.resnet_classifier(18, 7, (32, 32))
+    params, state = model.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    state = jax.tree.map(   # statistics that are not 0 and 1
+        lambda a: rng.uniform(0.5, 1.5, a.shape).astype(np.float32), state)
+    v = {'params': params, **state}
+    sd = tvi.to_torchvision(v, 18)
+    assert tvi.check_state_dict(sd, 18) == 7
+    assert list(sd) == sorted(sd, key=list(sd).index)
+    keys = list(sd)
+    assert keys.index('layer2.0.bn2.num_batches_tracked') < keys.index(
+        'layer2.0.downsample.0.weight') < keys.index('layer2.1.conv1.weight')
+    other = model.init(jax.random.PRNGKey(1))
+    back = tvi.load_backbone({'params': other[0], **other[1]}, sd, 18,
+                             head=True)
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), v, back)
+    assert all(jax.tree.leaves(same))
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, 32, 32, 3))
+    task = np.zeros(2, np.int32)
+    a, _ = model.apply(params, state, x, task, train=False)
+    b, _ = model.apply(back['params'], {'batch_stats': back['batch_stats']},
+                       x, task, train=False)
+    np.testing.assert_array_equal(a['logits'], b['logits'])
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--network', 'vgg16', '--data', 'glyph-letters'], 'unknown network'),
+    (['--network', 'resnet18', '--data', 'svhn'], 'unknown data set'),
+    (['--network', 'resnet18', '--data', 'mnist'], 'not trained on mnist'),
+    (['--data', 'glyph-letters'], 'is for --network resnet18'),
+    (['--data', 'mnist', '--optimizer', 'sgd'], 'trains with adam'),
+    (['--network', 'resnet18', '--data', 'glyph-letters', '--epochs', '0'],
+     'must be >= 1'),
+])
+def test_pretrain_refusals_are_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / 'w.npz'
+    assert cli.main(['pretrain', *argv, '--out', str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and message in err, err
+    assert not out.exists()
+
+
+def test_pretrain_output_refusals(tmp_path, capsys):
+    base = ['pretrain', '--network', 'resnet18', '--data', 'glyph-letters',
+            '--out']
+    not_a_folder = tmp_path / 'file'
+    not_a_folder.write_text('')
+    assert cli.main(base + [str(not_a_folder / 'w.npz')]) == 2
+    assert 'cannot write' in capsys.readouterr().err
+    for existing in ('w.npz', 'w.json'):    # the weights or the sidecar
+        (tmp_path / existing).write_text('')
+        assert cli.main(base + [str(tmp_path / 'w.npz')]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count('\n') == 0 and existing in err and \
+            '--overwrite' in err, err
+        (tmp_path / existing).unlink()

@@ -178,3 +178,57 @@ def _write(variables, col, names, value, source):
             return
     raise DataError(f'{source}: the model has no place for '
                     f'{_torch_name(names)} (its stem is not torchvision\'s?)')
+
+
+_ORDER = {'conv1': 0, 'bn1': 1, 'conv2': 2, 'bn2': 3, 'conv3': 4, 'bn3': 5,
+          'downsample': 6, 'fc': 20, 'weight': 0, 'bias': 1,
+          'running_mean': 2, 'running_var': 3, 'num_batches_tracked': 4}
+
+
+def _torch_order(key):
+    """Sort key of torchvision's module order (stem, layers, fc)."""
+    return tuple(int(p) if p.isdigit() else 10 + int(p[5:])
+                 if p.startswith('layer') else _ORDER[p]
+                 for p in key.split('.'))
+
+
+def to_torchvision(variables: dict, depth: int) -> dict:
+    """The inverse of :func:`load_backbone` (``head=True``): a ResNet's
+    variables (ImageNet stem, shared BatchNorm and head, no banks) as a
+    torchvision state dict in torchvision's order, float32 OIHW kernels,
+    ``fc.weight`` ``[out, in]``, ``num_batches_tracked`` int64 0.
+
+    >>> import jax, jax.numpy as jnp
+    >>> net = ResNet(depth=18, head_width=5)
+    >>> v = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)),
+    ...              jnp.zeros(1, jnp.int32))
+    >>> sd = to_torchvision(v, 18)
+    >>> len(sd), list(sd)[:3], sd['fc.weight'].shape
+    (122, ['conv1.weight', 'bn1.weight', 'bn1.bias'], (5, 512))
+    >>> check_state_dict(sd, 18)
+    5
+    """
+    if jax.tree.leaves(variables.get('banks', {})):
+        raise DataError('to_torchvision: the ResNet has per-task banks; '
+                        'torchvision has one set of weights')
+    width = int(np.shape(variables['params']['fc_bias'])[0])
+    out = {}
+    for names, (col, shape) in _shapes(depth, width).items():
+        node = variables[col]
+        for n in names:
+            node = node[n]
+        if tuple(np.shape(node)) != shape:
+            raise DataError(f'to_torchvision: {"/".join(names)} is '
+                            f'{tuple(np.shape(node))}, expected {shape} '
+                            '(not the ImageNet stem?)')
+        value = np.asarray(node, np.float32)
+        if names[-1] == 'kernel':
+            value = np.transpose(value, (3, 2, 0, 1))
+        elif names[-1] == 'fc_kernel':
+            value = value.T
+        key = _torch_name(names)
+        out[key] = np.ascontiguousarray(value)
+        if key.endswith('running_var'):
+            out[key[:-len('running_var')] + 'num_batches_tracked'] = \
+                np.zeros((), np.int64)
+    return {k: out[k] for k in sorted(out, key=_torch_order)}
