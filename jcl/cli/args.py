@@ -32,7 +32,9 @@ def parser() -> argparse.ArgumentParser:
                    help='the first seed (the NMI code reports seeds 2..21 '
                    'with --class-order shuffled)')
     r.add_argument('--iters', type=int, default=None,
-                   help='iterations per task (default: the paper value)')
+                   help='iterations per task (default: the paper value); '
+                   'on offline-sequence, a cap on each task\'s steps (quick '
+                   'runs)')
     r.add_argument('--epochs', type=int, default=None,
                    help='passes over each task\'s data instead of '
                    'iterations (default: the protocol\'s; seq-mnist: 1)')
@@ -43,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
                    'BI-R paper\'s permuted MNIST: 2000,2000)')
     r.add_argument('--lr', type=float, default=None,
                    help='learning rate (default: the paper value)')
+    r.add_argument('--tasks', type=int, default=None,
+                   help='learn only the first N tasks of a task sequence '
+                   '(offline-sequence)')
     r.add_argument('--permutations', type=int, default=None,
                    help='permuted MNIST: number of tasks (default 10)')
     r.add_argument('--class-order', choices=('fixed', 'shuffled'),
@@ -75,6 +80,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--features', default=None, metavar='WEIGHTS',
                    help='learn on the features of a frozen front end '
                    'trained by `jcl pretrain` (split protocols)')
+    r.add_argument('--backbone', default=None, metavar='WEIGHTS',
+                   help='the pre-trained ResNet of a backbone protocol '
+                   '(offline-sequence): a torchvision state dict (.pth, '
+                   'safetensors, .npz), e.g. torchvision\'s '
+                   'resnet18-f37072fd.pth; default: the one `jcl pretrain '
+                   '--network resnet18 --data glyph-letters` keeps in '
+                   '~/.cache/jcl')
     r.add_argument('--seed-chunk', type=int, default=None,
                    help='seeds per compiled group (default: all)')
     r.add_argument('--out', default=None, help='results folder')
@@ -101,20 +113,38 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser('report', help='rebuild summaries and plots')
     rep.add_argument('folder')
     pre = sub.add_parser('pretrain', help='train a front end (conv '
-                         'layers) on one data set, for --features')
+                         'layers, for --features) or a ResNet backbone '
+                         '(torchvision layout, for --backbone)')
     pre.add_argument('--data', required=True,
-                     help='mnist, fashion-mnist, cifar10, cifar100')
+                     help='mnist, fashion-mnist, cifar10, cifar100 '
+                     '(bir-conv); glyph-letters, cifar10, cifar100 '
+                     '(resnet18, resnet50)')
     pre.add_argument('--network', default='bir-conv',
-                     help='bir-conv: the BI-R paper\'s 5 conv layers')
-    pre.add_argument('--epochs', type=int, default=100)
-    pre.add_argument('--batch', type=int, default=256)
-    pre.add_argument('--lr', type=float, default=1e-4)
-    pre.add_argument('--augment', choices=('crop-flip', 'none'),
-                     default='crop-flip',
-                     help='random crops (padding 4) and horizontal flips')
+                     help='bir-conv: the BI-R paper\'s 5 conv layers '
+                     '(default); resnet18, resnet50: a torchvision ResNet '
+                     'saved as a torchvision state dict')
+    pre.add_argument('--epochs', type=int, default=None,
+                     help='default: 100 (bir-conv), 2 (resnet18), '
+                     '1 (resnet50)')
+    pre.add_argument('--batch', type=int, default=None,
+                     help='default: 256 (bir-conv), 128 (resnets)')
+    pre.add_argument('--lr', type=float, default=None,
+                     help='default: 1e-4 (bir-conv, Adam); resnets: 3e-3 '
+                     '(AdamW), 0.05 with --optimizer sgd')
+    pre.add_argument('--optimizer', choices=('adam', 'sgd'), default=None,
+                     help='resnets: AdamW (default) or SGD (momentum 0.9, '
+                     'Nesterov, weight decay 5e-4), half an epoch of '
+                     'warm-up then cosine to 0; bir-conv: Adam only')
+    pre.add_argument('--augment', choices=('crop-flip', 'crop', 'none'),
+                     default=None,
+                     help='random crops (padding 4) and horizontal flips; '
+                     'default crop-flip, crop (no flip) for glyph-letters')
     pre.add_argument('--seed', type=int, default=0)
-    pre.add_argument('--data-dir', default=None)
-    pre.add_argument('--out', required=True, help='weights file (.npz)')
+    pre.add_argument('--data-dir', default=None,
+                     help='where the data sets are (or are cached)')
+    pre.add_argument('--out', required=True,
+                     help='weights file (.npz); a ResNet\'s description '
+                     'goes beside it (F.npz -> F.json)')
     pre.add_argument('--overwrite', action='store_true')
     return p
 

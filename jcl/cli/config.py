@@ -74,6 +74,14 @@ def _check_counts(args, iters, batch):
         raise ConfigError(f'--batch must be >= 1, got {batch}')
     if args.permutations is not None and args.permutations < 1:
         raise ConfigError('--permutations must be >= 1')
+    tasks = getattr(args, 'tasks', None)
+    if tasks is not None:
+        spec = catalog.protocol_spec(args.protocol)
+        if spec.kind != 'sequence':
+            raise ConfigError('--tasks applies to task sequences '
+                              '(offline-sequence)')
+        if not 1 <= tasks <= spec.num_tasks:
+            raise ConfigError(f'--tasks must be in 1..{spec.num_tasks}')
     if args.seed_chunk is not None and args.seed_chunk < 1:
         raise ConfigError('--seed-chunk must be >= 1')
 
@@ -113,6 +121,11 @@ def resolve(args) -> dict:
     if not methods:
         raise ConfigError('--method: give at least one method')
     epochs = spec.epochs if args.epochs is None else args.epochs
+    max_steps = None
+    if spec.kind == 'sequence':     # --iters caps a task's steps
+        max_steps, args.iters = args.iters, None
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f'--iters must be >= 1, got {max_steps}')
     if epochs is not None and args.iters is not None:
         raise ConfigError('give --epochs or --iters, not both')
     if epochs is not None and epochs < 1:
@@ -140,7 +153,8 @@ def resolve(args) -> dict:
         'protocol': args.protocol, 'scenarios': scenarios,
         'methods': methods, 'hparams': hps, 'seeds': args.seeds,
         'iters': iters, 'batch': batch, 'hidden': hidden,
-        'num_tasks': (args.permutations or spec.num_tasks),
+        'num_tasks': (getattr(args, 'tasks', None) or args.permutations
+                      or spec.num_tasks),
         'class_order': args.class_order, 'data_dir': args.data_dir,
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
@@ -148,6 +162,21 @@ def resolve(args) -> dict:
     if args.features:
         cfg['features'] = os.path.abspath(args.features)
         cfg['features_sha256'] = file_sha256(args.features)
+    if spec.backbone:
+        path = getattr(args, 'backbone', None) or default_backbone(spec)
+        if not os.path.exists(path):
+            raise ConfigError(
+                f'{args.protocol} needs a pre-trained {spec.backbone}: '
+                f'{path} does not exist. Make it with `jcl pretrain '
+                f'--network {spec.backbone} --data glyph-letters --out '
+                f'{path}`, or pass --backbone FILE (a torchvision state '
+                'dict: .pth, safetensors or .npz)')
+        cfg['backbone'] = os.path.abspath(path)
+        cfg['backbone_sha256'] = file_sha256(path)
+        if max_steps is not None:
+            cfg['max_steps'] = max_steps
+    elif getattr(args, 'backbone', None):
+        raise ConfigError(f'--backbone: {args.protocol} has no backbone')
     outputs = args.class_outputs or spec.class_outputs
     if outputs != 'seen':  # (absent: the hash of older runs)
         cfg['class_outputs'] = outputs
@@ -160,6 +189,14 @@ def resolve(args) -> dict:
                                                     args.class_order, s)
                                for s in seeds}
     return cfg
+
+
+def default_backbone(spec) -> str:
+    """Where ``jcl pretrain`` keeps a protocol's default backbone: the
+    data folder (``$JCL_DATA_DIR``, default ``~/.cache/jcl``)."""
+    from jcl.datasets._common import resolve_dir
+    folder = resolve_dir(None, 'JCL_DATA_DIR', '~/.cache/jcl')
+    return os.path.join(folder, f'{spec.backbone}-glyph-letters.npz')
 
 
 def scenario_config(cfg: dict, scenario: str) -> dict:

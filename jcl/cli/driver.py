@@ -52,6 +52,29 @@ def protocols_for(cfg, scenario, seeds, arrays):
     return catalog.load_protocol(cfg['protocol'], scenario, **kw)
 
 
+def run_sequence(cfg, spec, learner, proto, hp, keys, ckpt, label, log):
+    """A task sequence on a backbone, streamed as the CLR reference trains
+    it: up to ``epochs`` epochs per task (the learning rate x0.1 every
+    ``epochs // 3``), the best validation epoch kept, stopping 22 epochs
+    after the last improvement; the backbone from ``cfg['backbone']``."""
+    from jcl import epochs as epochs_lib
+    from jcl import stream
+    from jcl.models.backbone import pretrained_overlay
+    from jcl.statedict import load_state_dict
+    epochs = cfg['epochs']
+    schedule = epochs_lib.Schedule(
+        epochs=epochs, batch_size=cfg['batch'],
+        decay_every=max(1, epochs // 3), select_best=True,
+        patience=epochs_lib.REFERENCE_PATIENCE, max_steps=cfg.get('max_steps'))
+    model = learner.make_model({k: v[0] for k, v in hp.items()})
+    weights = load_state_dict(cfg['backbone'])
+    pre = pretrained_overlay(model, weights, int(spec.backbone[6:]),
+                             source=cfg['backbone'])
+    return stream.run_streamed(learner, proto, hp, keys, schedule,
+                               valid=proto.valid, ckpt_path=ckpt,
+                               progress=log, label=label, pretrained=pre)
+
+
 def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
     rfolder = run_folder(folder, cfg, scenario, method)
     if distributed.is_main():
@@ -82,10 +105,14 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
         label = (f'[{scenario}/{method}] seeds {min(seeds)}-{max(seeds)}' +
                  (f' x {len(points)} grid points' if len(points) > 1
                   else ''))
+        ckpt = os.path.join(rfolder, f'ckpt-{gi}.npz')
+        if spec.kind == 'sequence':
+            outs.append(run_sequence(cfg, spec, learner, proto, hpa, keys,
+                                     ckpt, label, log))
+            continue
         outs.append(run_seeds(
             learner, proto, hpa, keys, joint=registry.is_joint(parts),
-            ckpt_path=os.path.join(rfolder, f'ckpt-{gi}.npz'),
-            progress=log, label=label, mesh=mesh))
+            ckpt_path=ckpt, progress=log, label=label, mesh=mesh))
     result = {
         'R': np.concatenate([o.R for o in outs]),
         'R_init': np.concatenate([o.R_init for o in outs]),
@@ -99,6 +126,8 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
         result['R_valid'] = np.concatenate([o.R_valid for o in outs])
     for k in outs[0].metrics:
         result[f'loss/{k}'] = np.concatenate([o.metrics[k] for o in outs])
+    for k in (outs[0].extras or {}):
+        result[f'extra/{k}'] = np.concatenate([o.extras[k] for o in outs])
     if distributed.is_main():
         rpath = os.path.join(rfolder, 'result.npz')
         np.savez(rpath + '.tmp.npz', **result)

@@ -1,0 +1,67 @@
+"""``jcl run --protocol offline-sequence``: the CLR sequence end to end
+on its first two tasks (MNIST, Fashion-MNIST), a seeded torchvision-layout
+backbone, capped steps; and its one-line errors."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from jcl import cli
+from jcl.models import torchvision_import as tvi
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'models'))
+import seeded_resnet  # noqa: E402
+
+QUICK = ['--protocol', 'offline-sequence', '--scenario', 'task',
+         '--tasks', '2', '--iters', '4', '--epochs', '2', '--seeds', '1']
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp('w') / 'resnet18.npz'
+    np.savez(path, **seeded_resnet.state_dict(tvi.torchvision_keys(18)))
+    return str(path)
+
+
+def test_clr_sequence_runs_and_keeps_task_one(tmp_path, capsys, weights):
+    out = tmp_path / 'run'
+    code = cli.main(['run', *QUICK, '--method', 'clr', '--backbone',
+                     weights, '--out', str(out)])
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    with np.load(out / 'runs' / 'clr' / 'result.npz') as f:
+        R = f['R'][0]
+        assert R.shape == (2, 2)
+        assert R[1, 0] == R[0, 0]       # CLR forgets nothing
+        assert f['extra/steps'].tolist() == [[4, 4]]   # the --iters cap
+        assert f['extra/best_epoch'].tolist() == [[0, 0]]
+    assert os.path.exists(out / 'summary.md')
+
+
+@pytest.mark.parametrize('extra,message', [
+    (['--backbone', '/nonexistent/w.npz'], 'does not exist'),
+    (['--tasks', '9'], '--tasks must be in 1..8'),
+    (['--scenario', 'class'], 'task-incremental'),
+])
+def test_bad_sequence_input_is_one_line(tmp_path, capsys, weights, extra,
+                                        message):
+    argv = ['run', *QUICK, '--method', 'clr', '--backbone', weights,
+            *extra, '--out', str(tmp_path / 'o')]
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and 'Traceback' not in err
+
+
+def test_backbone_options_need_a_sequence(tmp_path, capsys, weights):
+    for extra, message in ((['--backbone', weights], 'has no backbone'),
+                           (['--tasks', '2'], 'applies to task sequences')):
+        code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
+                         'task', '--method', 'none', *extra, '--out',
+                         str(tmp_path / 'o')])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, err
+    code = cli.main(['run', '--protocol', 'split-mnist', '--method', 'clr',
+                     '--scenario', 'task', '--out', str(tmp_path / 'o2')])
+    assert code == 2 and 'offline-sequence' in capsys.readouterr().err
