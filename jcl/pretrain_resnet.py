@@ -35,27 +35,13 @@ import optax
 from jcl import data as data_lib
 from jcl import protocols
 from jcl.errors import ConfigError, OutputError
+from jcl.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_prepare
 from jcl.learner import Learner, init_state
 from jcl.methods import supervised
 from jcl.model import Model, make_model
 from jcl.models.resnet import ResNet
 from jcl.progress import TaskProgress, step_hook
 from jcl.train import train_task
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def imagenet_prepare(x):
-    """uint8 ``[B, H, W]``, ``[B, H, W, 1]`` or ``[B, H, W, 3]`` ->
-    float32 ``[B, H, W, 3]`` as torchvision's ``ToTensor`` and
-    ``Normalize(IMAGENET_MEAN, IMAGENET_STD)`` (grey to 3 channels)."""
-    x = x.astype(jnp.float32) / 255.0
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.shape[-1] == 1:
-        x = jnp.broadcast_to(x, x.shape[:-1] + (3,))
-    return (x - jnp.asarray(IMAGENET_MEAN)) / jnp.asarray(IMAGENET_STD)
 
 
 def crop(key, x, pad: int = 4, fill=None):

@@ -32,28 +32,12 @@ from PIL import Image
 from jcl import protocols
 from jcl.data import TaskData
 from jcl.errors import ConfigError
+from jcl.imagenet import imagenet_prepare
 
 OFFLINE_TASKS = (
     ('mnist', None), ('fashion-mnist', None), ('animal-mnist', None),
     ('sklearn-digits', None), ('glyphs', 'devanagari'), ('glyphs', 'thai'),
     ('glyphs', 'tamil'), ('glyphs', 'arabic'))
-# ImageNet's channel statistics (torchvision's normalisation)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def imagenet_pixels(x):
-    """``prepare``: uint8 ``[B, H, W]`` grey (or ``[B, H, W, 3]``) ->
-    float32 ``[B, H, W, 3]`` normalised with ImageNet's statistics."""
-    import jax.numpy as jnp
-    x = x.astype(jnp.float32) / 255.0
-    if x.ndim == 3:
-        x = jnp.repeat(x[..., None], 3, axis=-1)
-    mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
-    std = jnp.asarray(IMAGENET_STD, jnp.float32)
-    return (x - mean) / std
-
-
 def load_source(name, variant=None, data_dir=None) -> dict:
     """The uint8 arrays of one source."""
     from jcl import datasets
@@ -140,7 +124,7 @@ def offline_sequence(*, tasks=OFFLINE_TASKS, size=32, seed=0,
         test=data['test'], valid=data['valid'],
         active=protocols.active_table('task', units),
         input_shape=(size, size, 3), num_outputs=num_tasks * width,
-        prepare=imagenet_pixels,
+        prepare=imagenet_prepare,
         task_classes=[list(range(width))] * num_tasks)
 
 

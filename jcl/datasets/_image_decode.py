@@ -19,8 +19,7 @@ from PIL import Image
 from jcl.errors import DataError
 
 # What the reference's ToTensor + Normalize do to [0, 1] pixels.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from jcl.imagenet import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402,F401
 
 
 def decode_image(path, image_size):
