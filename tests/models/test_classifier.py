@@ -138,22 +138,21 @@ def test_batchnorm_statistics_are_model_state():
     assert float(jnp.abs(out['logits'] - out_eval['logits']).max()) > 1e-3
 
 
-@pytest.mark.parametrize('stride', [1, 2])
-def test_conv_implementations_agree_with_gradients(stride):
-    from jcl.models.conv import conv3x3
+@pytest.mark.parametrize('impl', ['patches', 'slices'])
+@pytest.mark.parametrize('k,stride,pad', [(3, 1, 1), (3, 2, 1), (7, 2, 3),
+                                          (1, 2, 0)])
+def test_conv_implementations_agree_with_gradients(impl, k, stride, pad):
+    from jcl.models.conv import conv2d
     x = jax.random.uniform(jax.random.PRNGKey(0), (3, 9, 7, 4))
-    w = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 4, 5))
-    a = conv3x3(x, w, stride, 'lax')
-    b = conv3x3(x, w, stride, 'patches')
-    assert a.shape == b.shape == (3, (9 + 1) // stride if stride == 2
-                                  else 9, (7 + 1) // stride
-                                  if stride == 2 else 7, 5)
+    w = jax.random.normal(jax.random.PRNGKey(1), (k, k, 4, 5))
+    a = conv2d(x, w, stride, pad, 'lax')
+    b = conv2d(x, w, stride, pad, impl)
+    assert a.shape == b.shape
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    ga = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv3x3(x, w, stride,
-                                                        'lax'))),
-                  argnums=(0, 1))(w, x)
-    gb = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv3x3(x, w, stride,
-                                                        'patches'))),
-                  argnums=(0, 1))(w, x)
+
+    def loss(w, x, form):
+        return jnp.sum(jnp.sin(conv2d(x, w, stride, pad, form)))
+    ga = jax.grad(loss, argnums=(0, 1))(w, x, 'lax')
+    gb = jax.grad(loss, argnums=(0, 1))(w, x, impl)
     for u, v in zip(ga, gb):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-4)
