@@ -9,8 +9,10 @@ image is resized to ``size x size`` grey (Pillow's bilinear with
 antialias, as torchvision's ``Resize`` of the CLR reference), and each
 task is subsampled as the CLR reference does (``jcl.datasets.
 image_folders``): ``round(2560 / C)`` training and ``round(256 / C)``
-validation images per class (``C`` < 60 classes), drawn from the
-source's training split with a seeded generator; the test split keeps up
+validation images per class (``C`` < 60 classes), drawn disjointly from
+the source's training split with a seeded generator (a class too small
+for both, as scikit-learn's digits with about 144 per class, gives a
+tenth to validation and the rest to training); the test split keeps up
 to ``test_per_class`` images per class of the source's test split.
 
 The backbone is pre-trained on Latin letters rendered from the same
@@ -71,14 +73,24 @@ def per_class_counts(num_classes: int):
             round((512 if big else 256) / num_classes))
 
 
-def _pick(y, per_class, rng, exclude=None):
-    out = []
+def _pick(y, per_class, rng):
+    """Up to ``per_class`` entries of each class, seeded."""
+    return np.sort(np.concatenate([
+        rng.permutation(np.flatnonzero(y == c))[:per_class]
+        for c in np.unique(y)]))
+
+
+def _train_valid(y, n_train, n_valid, rng):
+    """Disjoint training and validation entries per class: ``n_valid``
+    validation examples (at most a tenth of a small class, at least one)
+    and up to ``n_train`` training examples of the rest."""
+    train, valid = [], []
     for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        if exclude is not None:
-            idx = np.setdiff1d(idx, exclude)
-        out.append(rng.permutation(idx)[:per_class])
-    return np.sort(np.concatenate(out))
+        idx = rng.permutation(np.flatnonzero(y == c))
+        v = min(n_valid, max(1, len(idx) // 10))
+        valid.append(idx[:v])
+        train.append(idx[v:v + n_train])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(valid))
 
 
 def offline_sequence(*, tasks=OFFLINE_TASKS, size=32, seed=0,
@@ -107,8 +119,7 @@ def offline_sequence(*, tasks=OFFLINE_TASKS, size=32, seed=0,
         classes = int(max(ytr.max(), yte.max())) + 1
         width = max(width, classes)
         n_train, n_valid = per_class_counts(classes)
-        tr = _pick(ytr, n_train, rng)
-        va = _pick(ytr, n_valid, rng, exclude=tr)
+        tr, va = _train_valid(ytr, n_train, n_valid, rng)
         te = _pick(yte, test_per_class, rng)
         for split, xs, ys, idx in (('train', arrays['train_x'], ytr, tr),
                                    ('valid', arrays['train_x'], ytr, va),

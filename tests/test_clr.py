@@ -183,3 +183,11 @@ def test_backbone_methods_need_a_backbone_protocol():
     with pytest.raises(ConfigError, match='one way only'):
         from jcl.registry import model_needs
         model_needs(['clr', 'sgd-ll'])
+
+
+def test_small_classes_still_get_a_validation_split():
+    y = np.repeat(np.arange(3), [20, 300, 5])
+    tr, va = sequences._train_valid(y, 256, 26, np.random.RandomState(0))
+    assert set(tr.tolist()).isdisjoint(va.tolist())
+    assert np.bincount(y[va]).tolist() == [2, 26, 1]
+    assert np.bincount(y[tr]).tolist() == [18, 256, 4]
