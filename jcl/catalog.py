@@ -89,6 +89,13 @@ PROTOCOLS = {
         'digits of 4 scripts), 32x32, a head per task; ResNet-18 '
         'pre-trained on Latin letters', epochs=60, backbone='resnet18',
         reset_optimizer=True),
+    'image-folders': ProtocolSpec(
+        'folders', 'sequence', (), 0, 1e-3, 32, 53, 300, (),
+        'CLR\'s sequence from image folders (--data-dir: the 53-task '
+        'release, a task list or a folder of task folders), 224x224, a '
+        'head per task; ResNet-18 (--backbone: e.g. torchvision\'s '
+        'ImageNet weights)', epochs=60, backbone='resnet18',
+        reset_optimizer=True),
 }
 
 
@@ -143,7 +150,7 @@ def load_arrays(name: str, data_dir=None) -> dict:
 def load_protocol(name: str, scenario: str, *, num_tasks=None,
                   class_order=None, data_dir=None, perm_seed=0,
                   validation=0.0, arrays=None, class_outputs='seen',
-                  features=False) -> protocols.Protocol:
+                  features=False, image_size=224) -> protocols.Protocol:
     """Loads the data of a named protocol and lays out its tasks.
 
     Args:
@@ -157,6 +164,7 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
       arrays: the data set's arrays, if already loaded.
       class_outputs: Class-IL's active units, ``'seen'`` or ``'all'``
         (:func:`jcl.protocols.active_table`).
+      image_size: side of the images of folder sequences.
       features: the data are features of a frozen front end
         (:func:`jcl.pretrain.feature_arrays`, given as ``arrays``): the
         protocol's ``prepare`` is the identity.
@@ -164,7 +172,8 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
     spec = protocol_spec(name)
     protocols.check_scenario(scenario)
     if spec.kind == 'sequence':
-        return _sequence(name, spec, scenario, num_tasks, data_dir, features)
+        return _sequence(name, spec, scenario, num_tasks, data_dir, features,
+                         image_size)
     if arrays is None:
         arrays = load_arrays(name, data_dir)
     if spec.kind == 'permuted' and features:
@@ -189,13 +198,17 @@ def load_protocol(name: str, scenario: str, *, num_tasks=None,
 
 
 
-def _sequence(name, spec, scenario, num_tasks, data_dir, features):
+def _sequence(name, spec, scenario, num_tasks, data_dir, features,
+              image_size=224):
     from jcl import sequences
     if scenario != 'task':
         raise ConfigError(f'{name} is a task-incremental sequence (a head '
                           f'per task); --scenario {scenario} is not defined')
     if features:
         raise ConfigError(f'--features does not apply to {name}')
+    if spec.dataset == 'folders':
+        return sequences.folder_sequence(data_dir, num_tasks=num_tasks,
+                                         image_size=image_size)
     tasks = sequences.OFFLINE_TASKS[:num_tasks or spec.num_tasks]
     return sequences.offline_sequence(tasks=tasks, data_dir=data_dir)
 

@@ -155,3 +155,52 @@ def _task_data(parts, width) -> TaskData:
         labels=np.concatenate([y for _, y in parts]).astype(np.int32),
         index=index, count=np.asarray(counts, np.int32), origin=origin,
         offset=(np.arange(len(parts)) * width).astype(np.int32), perm=None)
+
+
+class OffsetSplit:
+    """A host source (``count``, ``gather``) of an image-folder split with
+    labels in jcl's Task-IL blocks: class ``c`` of task ``t`` is unit
+    ``t * width + c``."""
+
+    def __init__(self, split, width: int):
+        self.split, self.width = split, width
+        self.count = np.asarray(split.count)
+
+    def gather(self, task, entries):
+        b = self.split.gather(task, entries)
+        return b._replace(y=(b.y + task * self.width).astype(np.int32))
+
+
+def folder_sequence(path, *, image_size=224, num_tasks=None, seed=None,
+                    workers=None) -> protocols.Protocol:
+    """A task sequence from image folders (the CLR release, a task list or
+    a root of task folders; :func:`jcl.datasets.image_folders.
+    open_image_tasks`, the reference's subsample and its seed 27 unless
+    ``seed`` is given) as a Task-IL protocol whose splits are host
+    sources: the heads are as wide as the largest task (at most 300
+    classes), task ``t``'s active units the first ``C_t`` of its block."""
+    from jcl.datasets import image_folders
+    if path is None:
+        raise ConfigError('image-folders needs --data-dir: the CLR release '
+                          'root, a task list file or a folder of task '
+                          'folders')
+    tasks = image_folders.open_image_tasks(
+        path, image_size=image_size, workers=workers,
+        seed=image_folders.REFERENCE_SEED if seed is None else seed)
+    classes = list(tasks.num_classes)[:num_tasks or None]
+    width = max(classes)
+    units = [list(range(t * width, t * width + c))
+             for t, c in enumerate(classes)]
+    active = protocols.active_table('task', units)
+    if active.shape[-1] < len(classes) * width:     # the last task's block
+        active = np.pad(active, ((0, 0), (0, 0),
+                                 (0, len(classes) * width
+                                  - active.shape[-1])))
+    split = {k: OffsetSplit(tasks.split(k), width)
+             for k in ('train', 'val', 'test')}
+    return protocols.Protocol(
+        name='image-folders', scenario='task', train=split['train'],
+        test=split['test'], valid=split['val'], active=active,
+        input_shape=(image_size, image_size, 3),
+        num_outputs=len(classes) * width, prepare=imagenet_prepare,
+        task_classes=[list(range(c)) for c in classes])

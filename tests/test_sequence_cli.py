@@ -65,3 +65,27 @@ def test_backbone_options_need_a_sequence(tmp_path, capsys, weights):
     code = cli.main(['run', '--protocol', 'split-mnist', '--method', 'clr',
                      '--scenario', 'task', '--out', str(tmp_path / 'o2')])
     assert code == 2 and 'offline-sequence' in capsys.readouterr().err
+
+
+def test_image_folder_sequence_runs_from_a_task_list(tmp_path, capsys,
+                                                     weights):
+    """The paper's sequence from folders (here a generated miniature of
+    three tasks with 3, 2 and 4 classes), one command."""
+    from jcl.datasets.image_folders import write_example_tasks
+    task_list = write_example_tasks(tmp_path / 'data', class_counts=(3, 2, 4))
+    out = tmp_path / 'run'
+    code = cli.main(['run', '--protocol', 'image-folders', '--scenario',
+                     'task', '--method', 'clr', '--data-dir', str(task_list),
+                     '--image-size', '32', '--epochs', '2', '--batch', '4',
+                     '--seeds', '1', '--backbone', weights, '--out',
+                     str(out)])
+    text = capsys.readouterr()
+    assert code == 0, text.err
+    with np.load(out / 'runs' / 'clr' / 'result.npz') as f:
+        R = f['R'][0]
+    assert R.shape == (3, 3)
+    assert R[2, 0] == R[0, 0] and R[2, 1] == R[1, 1]
+    code = cli.main(['run', '--protocol', 'image-folders', '--scenario',
+                     'task', '--method', 'clr', '--backbone', weights,
+                     '--out', str(tmp_path / 'x')])
+    assert code == 2 and '--data-dir' in capsys.readouterr().err

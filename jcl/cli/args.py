@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--tasks', type=int, default=None,
                    help='learn only the first N tasks of a task sequence '
                    '(offline-sequence)')
+    r.add_argument('--image-size', type=int, default=None,
+                   help='image-folders: side of the resized images '
+                   '(default 224, the CLR reference)')
     r.add_argument('--permutations', type=int, default=None,
                    help='permuted MNIST: number of tasks (default 10)')
     r.add_argument('--class-order', choices=('fixed', 'shuffled'),

@@ -175,6 +175,17 @@ def resolve(args) -> dict:
         cfg['backbone_sha256'] = file_sha256(path)
         if max_steps is not None:
             cfg['max_steps'] = max_steps
+        if getattr(args, 'image_size', None) is not None:
+            if spec.dataset != 'folders' or args.image_size < 8:
+                raise ConfigError('--image-size applies to image-folders '
+                                  'and must be >= 8')
+            cfg['image_size'] = args.image_size
+        if spec.dataset == 'folders':
+            if not args.data_dir:
+                raise ConfigError(f'{args.protocol} needs --data-dir: the '
+                                  'CLR release root, a task list file or a '
+                                  'folder of task folders')
+            cfg['data_dir'] = os.path.abspath(args.data_dir)
     elif getattr(args, 'backbone', None):
         raise ConfigError(f'--backbone: {args.protocol} has no backbone')
     outputs = args.class_outputs or spec.class_outputs

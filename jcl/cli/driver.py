@@ -39,6 +39,8 @@ def protocols_for(cfg, scenario, seeds, arrays):
     permutations of permuted MNIST, which are drawn from the seed)."""
     spec = catalog.protocol_spec(cfg['protocol'])
     kw = dict(num_tasks=cfg['num_tasks'], arrays=arrays,
+              image_size=cfg.get('image_size', 224),
+              data_dir=cfg.get('data_dir'),
               validation=cfg.get('validation', 0.0),
               class_outputs=cfg.get('class_outputs', 'seen'),
               features=bool(cfg.get('features')))
