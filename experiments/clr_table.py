@@ -1,0 +1,119 @@
+"""The CLR paper's analyses of a finished task-sequence run: one table and
+one figure.
+
+For each method of a results folder (``jcl run --protocol
+offline-sequence`` or ``image-folders``): the average accuracy after all
+tasks, the accuracy on task 1 after each task (the paper's first
+analysis, plotted), forgetting (the mean drop from each task's best
+accuracy to its final one), the extra parameters each task adds (count,
+share of the backbone, float32 bytes; counted from the model, not
+assumed) and the training compute relative to SGD (wall seconds per step
+of the run, so only meaningful for runs made on the same machine under
+the same load).
+
+    python experiments/clr_table.py runs/offline-seq   # clr.md, clr.png
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+
+def per_task_parameters(cfg, method):
+    """(extra trained parameters per task, backbone parameters)."""
+    import jax
+
+    from jcl import catalog, registry
+    from jcl.models.backbone import resnet_model
+    spec = catalog.protocol_spec(cfg['protocol'])
+    mode = registry.model_needs(registry.parse_method(method)).backbone \
+        or 'finetune'
+    tasks = cfg['num_tasks']
+    width = spec.num_classes if spec.dataset != 'offline' else 10
+    model = resnet_model(depth=int(spec.backbone[6:]), num_tasks=tasks,
+                         head_width=width, mode=mode)
+    params, _ = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+
+    def count(tree):
+        return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
+    shared = params['params']
+    backbone = count({k: v for k, v in shared.items()
+                      if k not in ('fc_kernel', 'fc_bias')})
+    # a shared head (sgd-ll) adds nothing per task
+    return count(params['banks']) // tasks, backbone
+
+
+def analyse(folder):
+    cfg = json.load(open(os.path.join(folder, 'config.json')))
+    rows, curves = [], {}
+    for method in cfg['methods']:
+        path = os.path.join(folder, 'runs', method, 'result.npz')
+        if not os.path.exists(path):
+            continue
+        with np.load(path) as f:
+            R, seconds = f['R'], f['seconds']
+            steps = f['extra/steps'] if 'extra/steps' in f else None
+        T = R.shape[1]
+        final = R[:, -1].mean(-1)
+        best = np.max(np.where(np.tril(np.ones((T, T), bool))[None], R,
+                               -np.inf), axis=1)
+        forgetting = (best[:, :-1] - R[:, -1, :-1]).mean(-1)
+        per_step = (seconds.sum() / steps.sum(-1).mean()
+                    if steps is not None else np.nan)
+        extra, backbone = per_task_parameters(cfg, method)
+        curves[method] = R[:, :, 0]
+        rows.append(dict(method=method, seeds=R.shape[0],
+                         acc=100 * final.mean(), sem=100 * final.std(
+                             ddof=1) / np.sqrt(len(final)) if len(final) > 1
+                         else 0.0, forgetting=100 * forgetting.mean(),
+                         extra=extra, share=100 * extra / backbone,
+                         bytes=4 * extra, per_step=per_step,
+                         task1=100 * R[:, :, 0].mean(0)))
+    base = next((r['per_step'] for r in rows if r['method'] == 'sgd'),
+                np.nan)
+    return cfg, rows, curves, base
+
+
+def write(folder, cfg, rows, curves, base):
+    lines = [f"# {cfg['protocol']}: the CLR paper's analyses", '',
+             '| method | seeds | avg acc (%) | forgetting (%) | extra '
+             'parameters per task | % of the backbone | bytes per task | '
+             's per step (task wall time, evaluation included) | compute vs '
+             'SGD | task 1 after each task (%) |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        rel = r['per_step'] / base if np.isfinite(base) else np.nan
+        lines.append(
+            f"| {r['method']} | {r['seeds']} | {r['acc']:.2f} ± "
+            f"{r['sem']:.2f} | {r['forgetting']:.2f} | {r['extra']:,} | "
+            f"{r['share']:.2f} | {r['bytes']:,} | {r['per_step']:.3f} | "
+            f"{rel:.2f} | {' '.join(f'{v:.1f}' for v in r['task1'])} |")
+    with open(os.path.join(folder, 'clr.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, c in curves.items():
+        x = np.arange(1, c.shape[1] + 1)
+        ax.plot(x, 100 * c.mean(0), marker='o', label=method)
+    ax.set_xlabel('tasks learned')
+    ax.set_ylabel('accuracy on task 1 (%)')
+    ax.set_title(cfg['protocol'])
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(folder, 'clr.png'), dpi=120)
+    print('\n'.join(lines))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('folder', help='a results folder of jcl run')
+    a = p.parse_args()
+    write(a.folder, *analyse(a.folder))
+
+
+if __name__ == '__main__':
+    main()
