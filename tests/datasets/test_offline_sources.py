@@ -210,8 +210,12 @@ def test_glyph_default_size_matches_reference(tmp_path):
     _check_arrays(d, n_train=6000, n_test=1000, shape=(32, 32), classes=10)
     assert np.bincount(d["train_y"]).tolist() == [600] * 10
     digest = _npz_cache.split_digest(d)[:16]
-    assert digest == digests.RENDER_SHA256["ol_chiki"]
     assert set(digests.RENDER_SHA256) == {*GLYPH_SCRIPTS, "letters"}
+    if glyphs._renderer() == digests.REFERENCE_RENDERER:
+        assert digest == digests.RENDER_SHA256["ol_chiki"]
+    else:   # another Pillow/FreeType: the same bytes on every render
+        again = load_glyph_digits("ol_chiki", tmp_path / "again")
+        assert _npz_cache.split_digest(again)[:16] == digest
 
 
 def test_glyph_corrupt_cache(tmp_path):
