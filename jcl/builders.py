@@ -124,6 +124,7 @@ def icarl(ctx, hp):
         else 'random',
         num_outputs=ctx.data.num_outputs,
         task_sizes=[int(c) for c in ctx.data.train.count],
+        full_capacity=bool(static(ctx, 'icarl.full_capacity', 0)),
         batch_size=ctx.batch, **ctx.buffer_layout()))])
 
 

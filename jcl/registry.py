@@ -103,10 +103,12 @@ METHODS = {
         build=builders.icarl, scenarios=('class',), own_objective=True,
         defaults=lambda p, s, b: {
             'icarl.per_class': defaults.buffer_per_class(p, s),
-            'icarl.temperature': 2.0, 'icarl.herding': 1.0},
+            'icarl.temperature': 2.0, 'icarl.herding': 1.0,
+            'icarl.full_capacity': 0.0},
         checks={'icarl.per_class': BUDGET, 'icarl.temperature': POSITIVE,
-                'icarl.herding': SWITCH},
-        static=('icarl.per_class', 'icarl.herding')),
+                'icarl.herding': SWITCH, 'icarl.full_capacity': SWITCH},
+        static=('icarl.per_class', 'icarl.herding',
+                'icarl.full_capacity')),
     'derpp': MethodSpec(
         build=builders.derpp,
         defaults=lambda p, s, b: {'derpp.budget': 200.0,

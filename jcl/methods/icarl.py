@@ -98,7 +98,8 @@ def bce_distill(student, teacher, y, mask, old_mask, temperature):
 def icarl(model: Model, *, prepare, input_shape, num_tasks: int,
           classes_per_task: int, num_outputs: int, per_class: int,
           task_sizes, temperature=2.0, selection='herding',
-          batch_size: int = 128, dtype=jnp.uint8) -> Method:
+          batch_size: int = 128, dtype=jnp.uint8,
+          full_capacity: bool = False) -> Method:
     """iCaRL (see the module doc).
 
     Args:
@@ -112,6 +113,11 @@ def icarl(model: Model, *, prepare, input_shape, num_tasks: int,
       temperature: of the distillation targets (the NMI code: 2).
       selection: ``'herding'`` or ``'random'`` (static).
       batch_size: examples of each exemplar draw (static).
+      full_capacity: use the whole budget (``per_class`` times the
+        classes of all tasks) from the first task on: after task ``t``
+        (1-based) every class keeps its first ``floor(per_class * T /
+        t)`` exemplars (the NMI code's ``--use-full-capacity``; the 2019
+        preprint's budget of 2000); otherwise ``per_class`` always.
 
     Returns:
       A method with state :class:`ICaRLState`, one term ``'bce'`` (its
@@ -122,6 +128,7 @@ def icarl(model: Model, *, prepare, input_shape, num_tasks: int,
         raise ValueError(f"selection must be 'herding' or 'random', got "
                          f'{selection!r}')
     sizes = jnp.asarray(task_sizes, jnp.float32)
+    block = per_class * num_tasks if full_capacity else per_class
 
     def init(snap, ctx):
         del ctx  # unused
@@ -131,7 +138,7 @@ def icarl(model: Model, *, prepare, input_shape, num_tasks: int,
         return ICaRLState(
             class_buffer(input_shape=input_shape, num_tasks=num_tasks,
                          classes_per_task=classes_per_task,
-                         per_class=per_class, dtype=dtype),
+                         per_class=block, dtype=dtype),
             jnp.zeros((num_outputs, feat.shape[-1]), jnp.float32),
             jnp.zeros(num_outputs, bool), snap)
 
@@ -174,26 +181,34 @@ def icarl(model: Model, *, prepare, input_shape, num_tasks: int,
         return f.reshape(n + pad, -1)[:n]
 
     def select(state, end, ctx):
+        buf = _select(state, end, ctx)
+        if not full_capacity:
+            return buf
+        keep = (per_class * num_tasks) // (ctx.task_id + 1)   # exemplars
+        slot = jnp.arange(buf.valid.shape[0])
+        return buf._replace(valid=buf.valid & (slot % block < keep))
+
+    def _select(state, end, ctx):
         t = ctx.task_id
         data = end.data
         if selection == 'random':
             return buffers.store_task(state.buffer, data, t,
                                       stream(ctx, 'icarl-store'),
                                       classes_per_task=classes_per_task,
-                                      per_class=per_class)
+                                      per_class=block)
         entries = jnp.arange(data.index.shape[1])
         raw = gather(data, data.index[t, entries], data.origin[t, entries])
         ok = entries < data.count[t]
         rank = raw.y % classes_per_task
         feats = features_of(end.params, end.model_state, raw.x)
         picks = jax.vmap(lambda r: herding(feats, ok & (rank == r),
-                                           per_class))(
+                                           block))(
             jnp.arange(classes_per_task))
         found = jax.vmap(lambda r, p: (ok & (rank == r))[p])(
             jnp.arange(classes_per_task), picks)
         picks, found = picks.reshape(-1), found.reshape(-1)
-        slots = (t * classes_per_task * per_class
-                 + jnp.arange(classes_per_task * per_class))
+        slots = (t * classes_per_task * block
+                 + jnp.arange(classes_per_task * block))
         buf = state.buffer
         keep = found.reshape((-1,) + (1,) * (raw.x.ndim - 1))
         return buf._replace(

@@ -258,3 +258,33 @@ def test_derpp_loss_by_hand():
     assert int(new.seen) == 2
 
 
+
+
+@pytest.mark.parametrize('herd', ['herding', 'random'])
+def test_icarl_full_capacity_shrinks_every_class_to_its_share(herd):
+    """``full_capacity``: per_class 2 over 2 tasks is a budget of 8 for 4
+    classes: 4 exemplars per class after task 1, the first 2 of each
+    after task 2 (the reference's reduce_memory_sets)."""
+    from jcl.types import TaskEnd
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, 10, (24, D)).astype(np.uint8)
+    y = np.repeat(np.arange(C), 6)
+    proto = protocols.class_split('toy', dict(train_x=x, train_y=y,
+                                              test_x=x, test_y=y), 'class',
+                                  classes_per_task=2)
+    m = icarl(linear_model(), prepare=scale, input_shape=(D,), num_tasks=2,
+              classes_per_task=2, num_outputs=C, per_class=2,
+              task_sizes=[12, 12], selection=herd, full_capacity=True)
+    data = data_lib.to_device(proto.train)
+    state = m.init(Snapshot(PARAMS, {}), ctx(0))
+    assert state.buffer.valid.shape == (16,)          # 4 classes x 4
+    state = m.consolidate(state, TaskEnd(PARAMS, {}, data, scale), ctx(0))
+    first = np.asarray(state.buffer.x)[:8].copy()
+    assert np.asarray(state.buffer.valid).tolist() == [True] * 8 + \
+        [False] * 8
+    state = m.consolidate(state, TaskEnd(PARAMS, {}, data, scale), ctx(1))
+    valid = np.asarray(state.buffer.valid).reshape(4, 4)
+    assert valid.tolist() == [[True, True, False, False]] * 4
+    # task 1's classes keep the first two of their four (herding order)
+    np.testing.assert_array_equal(np.asarray(state.buffer.x)[:8], first)
+    assert np.asarray(state.has_mean).tolist() == [True] * 4
