@@ -136,3 +136,15 @@ def write_npz_atomic(path, arrays, what):
             raise DataError(
                 f"{path}: cannot write the {what} cache: {exc}") from exc
         raise
+
+
+def check_arrays(arrays, source, *, image_shape, num_classes, expected):
+    """Both splits' layout (:func:`check_split`) and the arrays' SHA-256
+    against ``expected``; one :class:`DataError` naming what is wrong."""
+    for split in ("train", "test"):
+        check_split(arrays[f"{split}_x"], arrays[f"{split}_y"],
+                    image_shape=image_shape, num_classes=num_classes,
+                    source=source, split=split)
+    bad = sha256_mismatches(arrays, expected)
+    if bad:
+        raise DataError(f"{source}: checksum mismatch: " + ", ".join(bad))

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from jcl.datasets._common import (
-    check_split,
+    check_arrays,
     file_sha256,
     resolve_dir,
     sha256_mismatches,
@@ -115,14 +115,8 @@ def load_animal_mnist(cache_dir=None, *, wheel=None):
 
 
 def _check(arrays, source):
-    for split in ("train", "test"):
-        check_split(
-            arrays[f"{split}_x"], arrays[f"{split}_y"], image_shape=(28, 28),
-            num_classes=10, source=source, split=split,
-        )
-    bad = sha256_mismatches(arrays, ARRAY_SHA256)
-    if bad:
-        raise DataError(f"{source}: checksum mismatch: " + ", ".join(bad))
+    check_arrays(arrays, source, image_shape=(28, 28), num_classes=10,
+                 expected=ARRAY_SHA256)
 
 
 def _build(wheel):
