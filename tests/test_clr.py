@@ -67,6 +67,13 @@ def test_offline_sequence_layout(proto):
     assert len(tr) == 2560
 
 
+def _init(learner, hp, pretrained=None):
+    """``init_state`` compiled once (eager, a ResNet's init runs op by
+    op)."""
+    return jax.jit(lambda h, k, p: init_state(learner, h, k, p))(
+        hp, jax.random.PRNGKey(0), pretrained)
+
+
 def _learner(proto, method, iters=6):
     spec = catalog.protocol_spec('offline-sequence')
     return recipes.build_learner(proto, spec, [method], hidden=(),
@@ -77,7 +84,7 @@ def _learner(proto, method, iters=6):
 def test_clr_never_changes_earlier_tasks_or_the_backbone(proto, method):
     learner = _learner(proto, method)
     hp = {'lr': jnp.float32(1e-2), f'{method}.l2': jnp.float32(1e-5)}
-    state = init_state(learner, hp, jax.random.PRNGKey(0))
+    state = _init(learner, hp)
     h0 = backbone.backbone_hash(state.params)
     train = data_lib.to_device(proto.train)
     test = data_lib.to_device(proto.test)
@@ -113,14 +120,14 @@ def test_clr_never_changes_earlier_tasks_or_the_backbone(proto, method):
     # and each task did train its own bank
     first = jax.tree.leaves(banks[0])[0]
     assert not np.array_equal(first, np.asarray(jax.tree.leaves(
-        init_state(learner, hp, jax.random.PRNGKey(0)).params['banks'])[0])
+        _init(learner, hp).params['banks'])[0])
         [0])
 
 
 def test_sgd_moves_the_backbone(proto):
     learner = _learner(proto, 'sgd', iters=2)
     hp = {'lr': jnp.float32(1e-2), 'sgd.l2': jnp.float32(1e-5)}
-    state = init_state(learner, hp, jax.random.PRNGKey(0))
+    state = _init(learner, hp)
     h0 = backbone.backbone_hash(state.params)
     state, _, _ = jax.jit(lambda s: train_task(
         learner, s, hp, data_lib.to_device(proto.train),
@@ -158,7 +165,7 @@ def test_pretrained_weights_reach_every_bank(proto):
     model = learner.make_model(hp)
     sd = seeded_resnet.state_dict(tvi.torchvision_keys(18))
     pre = backbone.pretrained_overlay(model, sd, 18)
-    state = init_state(learner, hp, jax.random.PRNGKey(0), pre)
+    state = _init(learner, hp, pre)
     conv = np.asarray(state.params['params']['layer3_1']['conv2']['kernel'])
     np.testing.assert_array_equal(
         conv, sd['layer3.1.conv2.weight'].transpose(2, 3, 1, 0))
