@@ -148,3 +148,9 @@ def check_arrays(arrays, source, *, image_shape, num_classes, expected):
     bad = sha256_mismatches(arrays, expected)
     if bad:
         raise DataError(f"{source}: checksum mismatch: " + ", ".join(bad))
+
+
+def corrupt_cache(path, what, reason):
+    """The error of an unreadable or altered cache file."""
+    return DataError(f"{path}: {what} cache file is corrupt ({reason}); "
+                     "delete it and run again to rebuild it")

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from jcl.datasets._common import SPLIT_KEYS, write_npz_atomic
+from jcl.datasets._common import SPLIT_KEYS, corrupt_cache, write_npz_atomic
 from jcl.errors import DataError
 
 _MEMO = {}  # (path, memo key) -> (file stamp, read-only arrays)
@@ -88,10 +88,7 @@ def _stamp(path, what):
 
 
 def _corrupt(path, what, reason):
-    return DataError(
-        f"{path}: {what} cache file is corrupt ({reason}); delete it and "
-        "run again to rebuild it"
-    )
+    return corrupt_cache(path, what, reason)
 
 
 def _read(path, what):

@@ -20,6 +20,7 @@ import numpy as np
 
 from jcl.datasets._common import (
     SPLIT_KEYS,
+    corrupt_cache,
     resolve_dir,
     sha256_mismatches,
     write_npz_atomic,
@@ -119,10 +120,7 @@ def _stamp(path):
 
 
 def _corrupt(path, reason):
-    return DataError(
-        f"{path}: MNIST cache file is corrupt ({reason}); delete it and "
-        "run again to rebuild it"
-    )
+    return corrupt_cache(path, "MNIST", reason)
 
 
 def _read_cache(path, expected):
