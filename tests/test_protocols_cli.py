@@ -92,3 +92,31 @@ def test_cifar_without_data_is_one_line(tmp_path, capsys):
     assert err.strip().count('\n') == 0
     assert 'cifar100 is not available' in err and '--data-dir' in err
     assert not (tmp_path / 'o').exists()
+
+
+def test_buffer_methods_on_a_split_cifar100_stand_in(tmp_path, capsys):
+    """ER, A-GEM and iCaRL through split CIFAR-100's path (10 tasks of 10
+    classes, the NMI MLP) on a generated stand-in: every method runs
+    every task and iCaRL keeps its exemplars (100 classes x 3 images)."""
+    import pickle
+    folder = tmp_path / 'data' / 'cifar-100-python'
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name, n in (('train', 3), ('test', 1)):
+        y = np.repeat(np.arange(100), n)
+        batch = {b'data': rng.integers(0, 256, (len(y), 3072),
+                                       dtype=np.uint8),
+                 b'fine_labels': y.tolist(),
+                 b'coarse_labels': (y // 5).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    out = tmp_path / 'o'
+    assert cli.main(['run', '--protocol', 'split-cifar100', '--scenario',
+                     'class', '--method', 'er,agem,icarl', '--iters', '2',
+                     '--batch', '8', '--hidden', '32,32', '--set',
+                     'er.per_class=2', '--set', 'agem.per_class=2', '--set',
+                     'icarl.per_class=2', '--data-dir',
+                     str(tmp_path / 'data'), '--out', str(out)]) == 0, \
+        capsys.readouterr().err
+    s = summary(out)
+    for m in ('er', 'agem', 'icarl'):
+        assert np.asarray(s[m]['R']).shape == (1, 10, 10)
