@@ -52,6 +52,10 @@ class Protocol(NamedTuple):
         (generators reconstruct them with a Bernoulli likelihood) or
         ``'features'`` of a frozen front end, unbounded (a Gaussian one:
         the squared error, the BI-R paper's internal replay).
+      own: bool ``[T, C]``, the units of each task's own classes, or
+        ``None``. A Class-IL run is also scored on them (the same
+        networks, each example's arg-max over its task's units: the
+        Task-IL column of DER's and mammoth's tables).
     """
 
     name: str
@@ -65,6 +69,7 @@ class Protocol(NamedTuple):
     valid: TaskData | None = None
     task_classes: list | None = None
     inputs: str = 'pixels'
+    own: np.ndarray | None = None
 
     @property
     def num_tasks(self) -> int:
@@ -101,19 +106,26 @@ def active_table(scenario: str, task_outputs: list,
     if class_outputs not in CLASS_OUTPUTS:
         raise ConfigError(f'unknown class outputs {class_outputs!r}; '
                           f'choose one of {", ".join(CLASS_OUTPUTS)}')
+    own = own_units(task_outputs)
     num_tasks = len(task_outputs)
-    size = max(max(u) for u in task_outputs) + 1
-    own = np.zeros((num_tasks, size), bool)
-    for t, units in enumerate(task_outputs):
-        own[t, units] = True
     if scenario == 'task':
         return np.broadcast_to(own[None], (num_tasks,) + own.shape).copy()
     if scenario == 'domain':
-        return np.ones((num_tasks, num_tasks, size), bool)
+        return np.ones((num_tasks,) + own.shape, bool)
     seen = np.cumsum(own, axis=0) > 0
     if class_outputs == 'all':
         seen = np.ones_like(seen)
     return np.broadcast_to(seen[:, None], (num_tasks,) + own.shape).copy()
+
+
+def own_units(task_outputs: list) -> np.ndarray:
+    """bool ``[T, C]``: ``own[t, u]`` when unit ``u`` is one of task
+    ``t``'s outputs."""
+    size = max(max(u) for u in task_outputs) + 1
+    own = np.zeros((len(task_outputs), size), bool)
+    for t, units in enumerate(task_outputs):
+        own[t, units] = True
+    return own
 
 
 def check_scenario(scenario: str):
@@ -200,7 +212,8 @@ def class_split(name, arrays, scenario, *, classes_per_task=2,
                     active_table(scenario, outputs, class_outputs),
                     tuple(train.images.shape[1:]),
                     len(set(sum(outputs, []))), prepare,
-                    task_classes=task_classes.tolist())
+                    task_classes=task_classes.tolist(),
+                    own=own_units(outputs))
 
 
 def permuted(name, arrays, scenario, *, num_tasks=10, seed=0, pad_to=32,
@@ -252,7 +265,7 @@ def permuted(name, arrays, scenario, *, num_tasks=10, seed=0, pad_to=32,
                                           arrays['train_y']),
                     build(arrays['test_x'], arrays['test_y']),
                     active_table(scenario, outputs, class_outputs), (size,),
-                    len(set(sum(outputs, []))))
+                    len(set(sum(outputs, []))), own=own_units(outputs))
 
 
 def with_validation(protocol: Protocol, fraction: float,

@@ -35,6 +35,12 @@ def run_summary(result: dict) -> dict:
         out['hp'] = {str(n): np.asarray(v).reshape(-1)[0].item()
                      for n, v in zip(result['hp_names'],
                                      result['hp_values'])}
+    if 'R_task' in result:
+        t = evaluate.average_accuracy(np.asarray(result['R_task']))[:, -1]
+        t_mean, t_sem = evaluate.mean_sem(t)
+        out['task_il_avg_acc'] = t.tolist()
+        out['task_il_avg_acc_mean'] = float(t_mean)
+        out['task_il_avg_acc_sem'] = float(t_sem)
     if 'R_valid' in result:
         v = evaluate.average_accuracy(np.asarray(result['R_valid']))[:, -1]
         out['valid_avg_acc'] = v.tolist()
@@ -157,7 +163,7 @@ def write_all(folder: str, results: dict, meta: dict):
     arrays = {}
     for name, r in results.items():
         for k, v in r.items():
-            if k.startswith('loss') or k in ('R', 'R_init'):
+            if k.startswith('loss') or k in ('R', 'R_init', 'R_task'):
                 arrays[f'{name}/{k}'] = np.asarray(v)
     _atomic_npz(os.path.join(folder, 'results.npz'), arrays)
     _atomic_text(os.path.join(folder, 'summary.md'),
@@ -184,6 +190,15 @@ def summary_markdown(summary: dict, meta: dict) -> str:
             f"{s['seconds']:.0f} |")
     lines += ['', 'avg acc: mean over tasks after the last task, mean ± '
               'SEM over seeds. R[i, j] per seed is in summary.json.', '']
+    scored = {n: s for n, s in summary.items() if 'task_il_avg_acc' in s}
+    if scored:
+        lines += ['The same networks scored with each task\'s own units '
+                  '(Task-IL scoring of a Class-IL run):', '',
+                  '| method | task-masked avg acc (%) |', '|---|---|']
+        lines += [f"| {n} | {100 * s['task_il_avg_acc_mean']:.2f} ± "
+                  f"{100 * s['task_il_avg_acc_sem']:.2f} |"
+                  for n, s in scored.items()]
+        lines.append('')
     return '\n'.join(lines)
 
 

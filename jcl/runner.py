@@ -21,6 +21,9 @@ from jcl.learner import Learner, task_steps
 from jcl.progress import TaskProgress, step_hook
 from jcl.sweep import compile_run, padded_rows, place
 
+# the evaluation view of a Class-IL run scored with each task's own units
+TASK_VIEW = 'test_task'
+
 
 class RunResult(NamedTuple):
     """Outputs of one run over seeds.
@@ -31,6 +34,9 @@ class RunResult(NamedTuple):
       metrics: dict of float ``[S, T, num_steps]`` loss curves.
       seconds: wall seconds per task (compile included in the first).
       R_valid: ``[S, T, T]`` on the validation split, or ``None``.
+      R_task: Class-IL runs: ``[S, T, T]``, the same networks scored on
+        each task's own units only (the Task-IL column of DER's tables),
+        or ``None``.
       state: the final carry (:class:`jcl.types.CLState`, leaves with a
         leading seed axis), or ``None``.
       extras: further per-task records of the streamed path, or ``None``:
@@ -46,6 +52,7 @@ class RunResult(NamedTuple):
     seconds: np.ndarray
     R_valid: np.ndarray | None = None
     state: object = None
+    R_task: np.ndarray | None = None
     extras: dict | None = None
 
 
@@ -109,13 +116,18 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     if protocol.valid is not None:
         evals['valid'], eval_axes['valid'] = data_lib.stack(
             [p.valid for p in protos])
+    active = protocol.active
+    if protocol.scenario == 'class' and protocol.own is not None:
+        evals[TASK_VIEW], eval_axes[TASK_VIEW] = test, test_axes
+        active = {'train': active, TASK_VIEW: np.broadcast_to(
+            protocol.own[None], np.shape(active))}
     if len(protos) == 1:
         train_axes = None
         eval_axes = {k: None for k in evals}
     train = place(data_lib.to_device(train), mesh, train_axes)
     evals = place({k: data_lib.to_device(v) for k, v in evals.items()},
                   mesh, eval_axes)
-    active = place(jnp.asarray(protocol.active), mesh)
+    active = place(jax.tree.map(jnp.asarray, active), mesh)
     hp = place({k: jnp.asarray(v, jnp.float32) for k, v in hp.items()},
                mesh, 'rows')
     keys = place(jnp.asarray(keys), mesh, 'rows')
@@ -123,7 +135,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                                        test_axes=eval_axes, mesh=mesh)
     state = init(hp, keys, place(pretrained, mesh))
     num_tasks = protocol.num_tasks
-    rows, vrows, metrics, seconds, start = [], [], {}, [], 0
+    rows, vrows, trows, metrics, seconds, start = [], [], [], {}, [], 0
     R_init = distributed.gather(init_acc(state, hp, evals, active)['test'])
     saved = _saved(ckpt_path)
     if saved is not None:
@@ -133,6 +145,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
         rows = list(extra['R'].transpose(1, 0, 2))
         vrows = (list(extra['R_valid'].transpose(1, 0, 2))
                  if 'R_valid' in extra else [])
+        trows = (list(extra['R_task'].transpose(1, 0, 2))
+                 if 'R_task' in extra else [])
         seconds = list(extra['seconds'])
         metrics = {k[len('m_'):]: list(v.transpose(1, 0, 2))
                    for k, v in extra.items() if k.startswith('m_')}
@@ -152,6 +166,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
         acc = accs['test']
         if 'valid' in accs:
             vrows.append(accs['valid'])
+        if TASK_VIEW in accs:
+            trows.append(accs[TASK_VIEW])
         seconds.append(time.time() - t0)
         rows.append(acc)
         for k, v in m.items():
@@ -163,6 +179,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                 ckpt_path, host, tasks_done=t + 1,
                 R=np.stack(rows, 1), seconds=np.asarray(seconds),
                 **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
+                **({'R_task': np.stack(trows, 1)} if trows else {}),
                 **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
         if progress:
             avg = acc[:n, :t + 1].mean(-1)
@@ -179,4 +196,5 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                               for k, v in metrics.items()},
                      seconds=np.asarray(seconds),
                      R_valid=np.stack(vrows, 1)[:n] if vrows else None,
-                     state=jax.tree.map(lambda a: a[:n], state))
+                     state=jax.tree.map(lambda a: a[:n], state),
+                     R_task=np.stack(trows, 1)[:n] if trows else None)

@@ -114,7 +114,9 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
       learner: static. state: the carry. hp: scalar hyperparameters.
       train: the training data. test: the evaluation data, a
         :class:`TaskData` or a dict of them (e.g. ``{'test', 'valid'}``).
-      active: bool ``[T, T, C]``.
+      active: bool ``[T, T, C]``, or a dict of such tables: ``'train'``
+        (training and consolidation) and, for any name of ``test``, the
+        table that view is scored with (see :func:`tables`).
       task_id: int32 scalar (traced: no recompilation per task).
 
     Returns:
@@ -125,7 +127,8 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
     """
     _, k_steps, _ = jax.random.split(state.key, 3)
     state = begin_task(learner, state, hp, task_id)
-    step, _, _ = make_step(learner, hp, active, task_id, state.params)
+    step, _, _ = make_step(learner, hp, tables(active)[0], task_id,
+                           state.params)
     carry = (state.params, state.model_state, state.opt_state, state.mstate)
     # All minibatch draws of the task at once (one RNG call, not one per
     # step): uniform with replacement, or epochs without replacement.
@@ -212,6 +215,7 @@ def finish_task(learner: Learner, state: CLState, hp, train: TaskData,
       ``(state, acc)``: ``acc`` as :func:`train_task`'s (``None`` when
       ``test`` is ``None``).
     """
+    active, views = tables(active)
     model = learner.make_model(hp)
     method = learner.make_method(hp, model)
     key, _, k_cons = jax.random.split(state.key, 3)
@@ -223,19 +227,35 @@ def finish_task(learner: Learner, state: CLState, hp, train: TaskData,
     if test is None:
         return state, None
     scores = scores_fn(learner, hp, state)
-    return state, each_eval(lambda d: task_accuracies(
-        scores, d, active[task_id], learner.prepare), test)
+    return state, each_eval(lambda d, table: task_accuracies(
+        scores, d, table[task_id], learner.prepare), test, active, views)
 
 
 def initial_accuracy(learner: Learner, state: CLState, hp, test, active):
     """``R_init[i, j]``: the untrained model with row ``i``'s masks."""
+    active, views = tables(active)
     scores = scores_fn(learner, hp, state)
-    return each_eval(lambda d: jax.vmap(lambda row: task_accuracies(
-        scores, d, row, learner.prepare))(active), test)
+    return each_eval(lambda d, table: jax.vmap(lambda row: task_accuracies(
+        scores, d, row, learner.prepare))(table), test, active, views)
 
 
-def each_eval(fn, evals):
-    """Applies ``fn`` to one TaskData or to each value of a dict of them."""
+def tables(active):
+    """``(training table, {view name: table})`` of an ``active`` argument.
+
+    ``active`` is one bool ``[T, T, C]`` table, used for everything, or a
+    dict with the ``'train'`` table and one per evaluation view scored
+    differently: e.g. a Class-IL run's test data scored again with each
+    task's own units (``{'train': class_table, 'test_task': task_table}``).
+    """
+    if isinstance(active, dict):
+        return active['train'], {k: v for k, v in active.items()
+                                 if k != 'train'}
+    return active, {}
+
+
+def each_eval(fn, evals, active, views):
+    """``fn(data, table)`` on one TaskData, or on each value of a dict of
+    them with its view's table (``views[name]``, else ``active``)."""
     if isinstance(evals, TaskData):
-        return fn(evals)
-    return {k: fn(v) for k, v in evals.items()}
+        return fn(evals, active)
+    return {k: fn(v, views.get(k, active)) for k, v in evals.items()}

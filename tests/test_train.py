@@ -14,9 +14,10 @@ from jcl import train as train_lib
 from jcl.learner import REINIT
 from jcl.method import make_method
 from jcl.methods import supervised
-from jcl.model import FROZEN, make_model
+from jcl.model import FROZEN, logits, make_model
 from jcl.models import mlp_classifier
 from jcl.sweep import compile_run
+from jcl.types import Snapshot
 
 
 def make_learner(proto, steps=30, batch=32, on_trace=None, method=None,
@@ -280,3 +281,37 @@ def test_task_progress_prints_a_tick_once_when_several_devices_report_it():
     for done in (10, 10, 10, 10, 20, 20):   # 4 devices, then 2
         hook(done)
     assert [line.split()[2] for line in lines] == ['10/100', '20/100']
+
+
+def test_class_il_runs_are_also_scored_with_each_tasks_own_units(arrays):
+    """R_task of a Class-IL run is the same network's accuracy with each
+    example's arg-max over its own task's units, computed here by hand
+    from the final carry; R itself is the Class-IL score."""
+    from jcl.runner import run_seeds
+    proto = protocols.class_split('s', arrays, 'class')
+    learner = make_learner(proto, steps=20)
+    hp = {'lr': jnp.full((2,), 1e-3)}
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    out = run_seeds(learner, proto, hp, keys, progress=None)
+    assert out.R_task.shape == out.R.shape == (2, 5, 5)
+    model = learner.make_model(None)
+    test = proto.test
+    for s in range(2):
+        snap = Snapshot(jax.tree.map(lambda a: a[s], out.state.params),
+                        jax.tree.map(lambda a: a[s], out.state.model_state))
+        x = proto.prepare(jnp.asarray(test.images))
+        z = np.asarray(logits(model, snap, x, None))
+        for t in range(5):
+            idx = test.index[t, :test.count[t]]
+            y = test.labels[idx]
+            own = np.where(proto.own[t], z[idx], -np.inf).argmax(-1)
+            every = z[idx].argmax(-1)      # Class-IL: all 10 units seen
+            np.testing.assert_allclose(out.R_task[s, -1, t],
+                                       np.mean(own == y), atol=1e-6)
+            np.testing.assert_allclose(out.R[s, -1, t],
+                                       np.mean(every == y), atol=1e-6)
+    # task-masked scoring is never worse than Class-IL's on the same net
+    assert np.all(out.R_task >= out.R - 1e-6)
+    # Task-IL and Domain-IL runs have no second score
+    task = protocols.class_split('s', arrays, 'task')
+    assert run_seeds(learner, task, hp, keys, progress=None).R_task is None

@@ -126,6 +126,8 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
     }
     if outs[0].R_valid is not None:
         result['R_valid'] = np.concatenate([o.R_valid for o in outs])
+    if outs[0].R_task is not None:
+        result['R_task'] = np.concatenate([o.R_task for o in outs])
     for k in outs[0].metrics:
         result[f'loss/{k}'] = np.concatenate([o.metrics[k] for o in outs])
     for k in (outs[0].extras or {}):
