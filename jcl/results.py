@@ -79,7 +79,7 @@ def expand_grid(results: dict) -> dict:
             rows = np.array([k == p for k in keys])
             label = ','.join(f'{names[i]}={p[i]:g}' for i in varying)
             sub = {k: (np.asarray(v)[rows] if k in
-                       ('R', 'R_init', 'R_valid', 'seeds') or
+                       ('R', 'R_init', 'R_valid', 'R_task', 'seeds') or
                        k.startswith('loss') else v)
                    for k, v in r.items()}
             sub['hp_values'] = np.asarray(r['hp_values'])[:, rows]
