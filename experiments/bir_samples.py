@@ -36,25 +36,6 @@ def parse():
     return p.parse_args()
 
 
-def samples(model, params, state, key, classes, n, group_of):
-    """``[len(classes), n, D]`` decoded samples of each class (its prior
-    mode and its gate group ``group_of(c)`` where the model has them)."""
-    prior = model.views['prior'](params)
-    gates = state.get('gates') or state.get('generator', {}).get('gates')
-    rows = []
-    for c in classes:
-        k = jax.random.fold_in(key, int(c))
-        modes = jnp.full((n,), c) if prior is not None else None
-        z = model.views['draw'](params, k, n, modes)
-        w = None
-        if gates is not None:
-            w = jax.nn.one_hot(jnp.full((n,), group_of(c)),
-                               gates[0].shape[0])
-        rows.append(model.views['to_input'](
-            model.views['decode'](params, state, z, w)))
-    return np.asarray(jnp.stack(rows))
-
-
 def save_grid(images, path, side=28):
     import matplotlib
     matplotlib.use('Agg')
@@ -65,45 +46,54 @@ def save_grid(images, path, side=28):
     plt.imsave(path, grid, cmap='gray', vmin=0, vmax=1)
 
 
-def main():
+def each_task(protocol, scenario, method, iters=None, seed=0):
+    """Trains ``method`` (one seed) task by task; yields ``(t, proto,
+    model, hp, state, acc)`` after each task, ``state`` the seed's carry
+    and ``acc`` its accuracies on every task's test set."""
     from jcl import catalog, recipes, registry
     from jcl import data as data_lib
     from jcl.sweep import compile_run
-    args = parse()
-    os.makedirs(args.out, exist_ok=True)
-    spec = catalog.protocol_spec(args.protocol)
-    proto = catalog.load_protocol(args.protocol, args.scenario)
-    parts = registry.parse_method(args.method)
-    hp = registry.default_hparams(parts, lr=spec.lr,
-                                  protocol=args.protocol,
-                                  scenario=args.scenario, batch=spec.batch)
+    spec = catalog.protocol_spec(protocol)
+    proto = catalog.load_protocol(protocol, scenario)
+    parts = registry.parse_method(method)
+    hp = registry.default_hparams(parts, lr=spec.lr, protocol=protocol,
+                                  scenario=scenario, batch=spec.batch)
     learner = recipes.build_learner(
-        proto, spec, parts, hidden=spec.hidden,
-        iters=args.iters or spec.iters, batch=spec.batch, static_max=hp)
+        proto, spec, parts, hidden=spec.hidden, iters=iters or spec.iters,
+        batch=spec.batch, static_max=hp)
     hpa = {k: jnp.full((1,), v, jnp.float32) for k, v in hp.items()}
     init, task, _ = compile_run(learner)
-    state = init(hpa, jax.random.PRNGKey(args.seed)[None])
+    state = init(hpa, jax.random.PRNGKey(seed)[None])
     train = data_lib.to_device(proto.train)
     test = data_lib.to_device(proto.test)
     active = jnp.asarray(proto.active)
     model = learner.make_model(hp)
-    side = int(round(np.sqrt(proto.input_shape[0])))
-    grids = []
     for t in range(proto.num_tasks):
         state, _, acc = task(state, hpa, train, test, active, jnp.int32(t))
-        one = jax.tree.map(lambda a: a[0], state)
+        yield (t, proto, model, hp, jax.tree.map(lambda a: a[0], state),
+               np.asarray(acc)[0])
+
+
+def main():
+    from jcl import quality
+    args = parse()
+    os.makedirs(args.out, exist_ok=True)
+    grids = []
+    for t, proto, model, hp, one, acc in each_task(
+            args.protocol, args.scenario, args.method, args.iters,
+            args.seed):
+        side = int(round(np.sqrt(proto.input_shape[0])))
         classes = np.flatnonzero(np.asarray(proto.active)[t, t])
         task_gates = hp.get('bir.task_gates', 0) > 0
-        imgs = samples(model, one.params, one.model_state,
-                       jax.random.PRNGKey(100 + t), classes, args.per_class,
-                       lambda c: c // proto.classes_per_task if task_gates
-                       else c)
+        imgs = np.asarray(quality.class_samples(
+            model, one.params, one.model_state, jax.random.PRNGKey(100 + t),
+            classes, args.per_class,
+            lambda c: c // proto.classes_per_task if task_gates else c))
         save_grid(imgs, os.path.join(args.out, f'samples-task{t + 1}.png'),
                   side)
         grids.append(imgs)
-        seen = 100 * np.asarray(acc)[0, :t + 1].mean()
-        print(f'task {t + 1}: accuracy {seen:.2f}%, {len(classes)} classes '
-              'sampled', flush=True)
+        print(f'task {t + 1}: accuracy {100 * acc[:t + 1].mean():.2f}%, '
+              f'{len(classes)} classes sampled', flush=True)
     # all tasks side by side, rows = classes (missing classes blank)
     c = max(g.shape[0] for g in grids)
     full = np.zeros((c, 0) + grids[0].shape[2:])

@@ -13,7 +13,10 @@ feature-level replay share one embedding. Each function takes arrays
 * :func:`importance_log_likelihood`: ``log p(x)`` of a VAE by importance
   sampling from its posterior;
 * :func:`reconstruction_error`: the reconstruction loss through the
-  posterior mean.
+  posterior mean;
+* :func:`class_samples`: decoded samples of given classes (each from
+  its prior mode and gate where the model has them), the set the other
+  functions measure.
 
 >>> import jax.numpy as jnp
 >>> round(float(inception_score(jnp.full((8, 4), 0.25))), 4)   # uniform
@@ -138,3 +141,36 @@ def reconstruction_error(model: Model, params, model_state, x, gates=None):
     return model.views['reconstruction'](
         model.views['decode'](params, model_state, out['mu'], gates), x)
 
+
+
+def gate_masks_of(model_state):
+    """The decoder's per-group gate masks in a model state (a replay-
+    through-feedback model's, or a paired generator's), or ``None``."""
+    gates = model_state.get('gates')
+    if gates is None:
+        gates = model_state.get('generator', {}).get('gates')
+    return gates
+
+
+def class_samples(model: Model, params, model_state, key, classes, n: int,
+                  group_of=lambda c: c):
+    """Decoded samples of each class: ``[len(classes), n, D]``.
+
+    Each class ``c`` draws from its prior mode where the model has a
+    mixture prior (else from N(0, I)) and decodes with the gate of group
+    ``group_of(c)`` where the decoder is gated (a class, or its task).
+    """
+    prior = model.views['prior'](params)
+    gates = gate_masks_of(model_state)
+    rows = []
+    for c in classes:
+        k = jax.random.fold_in(key, int(c))
+        modes = jnp.full((n,), c) if prior is not None else None
+        z = model.views['draw'](params, k, n, modes)
+        w = None
+        if gates is not None:
+            w = jax.nn.one_hot(jnp.full((n,), group_of(c)),
+                               gates[0].shape[0])
+        rows.append(model.views['to_input'](
+            model.views['decode'](params, model_state, z, w)))
+    return jnp.stack(rows)
