@@ -28,17 +28,20 @@ def per_task_parameters(cfg, method):
     from jcl import catalog, registry
     from jcl.models.backbone import resnet_model
     spec = catalog.protocol_spec(cfg['protocol'])
-    mode = registry.model_needs(registry.parse_method(method)).backbone \
-        or 'finetune'
+    needs = registry.model_needs(registry.parse_method(method))
+    mode = 'separate' if needs.separate else needs.backbone or 'finetune'
     tasks = cfg['num_tasks']
     width = spec.num_classes if spec.dataset != 'offline' else 10
-    model = resnet_model(depth=int(spec.backbone[6:]), num_tasks=tasks,
-                         head_width=width, mode=mode)
-    params, _ = jax.eval_shape(model.init, jax.random.PRNGKey(0))
+
+    def shapes(mode):
+        model = resnet_model(depth=int(spec.backbone[6:]), num_tasks=tasks,
+                             head_width=width, mode=mode)
+        return jax.eval_shape(model.init, jax.random.PRNGKey(0))[0]
 
     def count(tree):
         return sum(int(np.prod(a.shape)) for a in jax.tree.leaves(tree))
-    shared = params['params']
+    params = shapes(mode)
+    shared = shapes('finetune')['params']
     backbone = count({k: v for k, v in shared.items()
                       if k not in ('fc_kernel', 'fc_bias')})
     # a shared head (sgd-ll) adds nothing per task

@@ -84,14 +84,15 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
 
 def _backbone_model(protocol, spec, needs) -> Model:
     from jcl.models.backbone import resnet_model
-    if needs.generator or needs.xdg or needs.separate:
-        raise ConfigError(f'{protocol.name}: generators, XdG and separate '
-                          'networks are not available on a ResNet backbone '
-                          'yet')
+    if needs.generator or needs.xdg:
+        raise ConfigError(f'{protocol.name}: generators and XdG are not '
+                          'available on a ResNet backbone yet')
+    # separate networks: one fine-tuned copy of the backbone per task
+    mode = 'separate' if needs.separate else needs.backbone or 'finetune'
     return resnet_model(depth=int(spec.backbone[len('resnet'):]),
                         stem='imagenet', num_tasks=protocol.num_tasks,
                         head_width=protocol.num_outputs // protocol.num_tasks,
-                        mode=needs.backbone or 'finetune',
+                        mode=mode,
                         input_shape=protocol.input_shape)
 
 

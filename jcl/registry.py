@@ -136,6 +136,7 @@ METHODS.update({
     'clr-full': _backbone_method('clr-full', 'clr-full'),
     'sgd': _backbone_method('sgd', 'finetune'),
     'sgd-ll': _backbone_method('sgd-ll', 'linear'),
+    'psp': _backbone_method('psp', 'psp'),
 })
 
 GLOBAL_CHECKS = {'lr': POSITIVE}

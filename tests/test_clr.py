@@ -80,8 +80,10 @@ def _learner(proto, method, iters=6):
                                  iters=iters, batch=8)
 
 
-@pytest.mark.parametrize('method', ['clr'])
+@pytest.mark.parametrize('method', ['clr', 'separate'])
 def test_clr_never_changes_earlier_tasks_or_the_backbone(proto, method):
+    """(``separate``: one fine-tuned copy per task, its 'backbone' the
+    empty shared part.)"""
     learner = _learner(proto, method)
     hp = {'lr': jnp.float32(1e-2), f'{method}.l2': jnp.float32(1e-5)}
     state = _init(learner, hp)

@@ -10,7 +10,15 @@ clr         CLR kernels, BN, head       per task    per task  non-1x1
 clr-full    CLR kernels, BN, head       per task    per task  every conv
 finetune    everything                  shared      per task  none
 linear      the head                    frozen      shared    none
+psp         everything                  per task    per task  none
+separate    a copy of everything/task   per task    per task  none
 ==========  ==========================  ==========  ========  ==========
+
+``psp`` multiplies every convolution's input by a fixed random ±1
+context of the task (binary superposition, Cheung et al. 2019; task 0
+sees the backbone as it is); ``separate`` keeps one fine-tuned copy of
+every convolution per task (the upper bound: 100% of the parameters per
+task; a batch must be one task's).
 
 ``params`` is ``{'params': backbone (and a shared head), 'banks': per
 task leaves [T, ...]}``; ``model_state`` is ``{'batch_stats': ...}``.
@@ -48,6 +56,10 @@ MODES = {
     'clr-full': dict(reprogram='clr-full', bn='per-task', head='per-task'),
     'finetune': dict(reprogram=None, bn='shared', head='per-task'),
     'linear': dict(reprogram=None, bn='frozen', head='shared'),
+    'psp': dict(reprogram=None, bn='per-task', head='per-task',
+                convs='psp'),
+    'separate': dict(reprogram=None, bn='per-task', head='per-task',
+                     convs='per-task'),
 }
 HEAD_LEAVES = ('fc_kernel', 'fc_bias')
 
@@ -83,8 +95,9 @@ def resnet_model(*, depth: int = 18, stem: str = 'imagenet',
     def init(key):
         x = jnp.zeros((1,) + tuple(input_shape), jnp.float32)
         v = net.init(key, x, jnp.zeros(1, jnp.int32), train=False)
-        params = {'params': v['params'], 'banks': v.get('banks', {})}
-        return params, {'batch_stats': v['batch_stats']}
+        params = {'params': v.get('params', {}), 'banks': v.get('banks', {})}
+        return params, {k: v[k] for k in ('batch_stats', 'contexts')
+                        if k in v}
 
     def apply(params, model_state, x, task, *, train=False):
         variables = {**params, **model_state}
@@ -92,12 +105,12 @@ def resnet_model(*, depth: int = 18, stem: str = 'imagenet',
             return net.apply(variables, x, task, train=False), model_state
         out, new = net.apply(variables, x, task, train=True,
                              mutable=['batch_stats'])
-        return out, {'batch_stats': new['batch_stats']}
+        return out, {**model_state, 'batch_stats': new['batch_stats']}
 
     def labels(params):
         def group(path, _):
             names = [getattr(p, 'key', None) for p in path]
-            if names[0] == 'banks' or mode == 'finetune':
+            if names[0] == 'banks' or mode in ('finetune', 'psp'):
                 return DEFAULT_GROUP
             if mode == 'linear' and names[-1] in HEAD_LEAVES:
                 return DEFAULT_GROUP

@@ -18,7 +18,16 @@ What is per task (in the ``'banks'`` collection, a leading axis of
 * ``bn``: ``'per-task'`` banks of BatchNorm parameters and statistics,
   ``'shared'`` one set, ``'frozen'`` one set always used with its running
   statistics;
-* ``head``: ``'per-task'`` a linear head per task, ``'shared'`` one head.
+* ``head``: ``'per-task'`` a linear head per task, ``'shared'`` one head;
+* ``convs``: ``'shared'`` one set of convolutions; ``'psp'`` one set
+  whose every input is multiplied channel by channel by a fixed random
+  ±1 context of the example's task (Cheung et al. 2019's binary
+  superposition; the ``'contexts'`` collection, never trained; task 0's
+  context is all ones, so it sees the backbone as it is); ``'per-task'``
+  a copy of every convolution per task (``'banks'``; one fine-tuned
+  network per task). A batch of ``'per-task'`` convolutions must hold one
+  task's examples (the batches of the streamed path do); a mixed batch
+  gives NaN outputs rather than a silently wrong network.
 
 The logits are ``[B, num_tasks * head_width]``: unit ``t * head_width +
 c`` is class ``c`` of task ``t``, the Task-IL layout of jcl's protocols
@@ -52,9 +61,16 @@ WIDTHS = (64, 128, 256, 512)
 REPROGRAM = (None, 'clr', 'clr-full')
 BN_MODES = ('per-task', 'shared', 'frozen')
 HEADS = ('per-task', 'shared')
+CONVS = ('shared', 'psp', 'per-task')
 
 # torchvision's init: kaiming_normal_(mode='fan_out', nonlinearity='relu')
 _kaiming_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
+
+
+def _contexts(key, num_tasks, channels):
+    """PSP's binary contexts ``[T, C]``: ±1 at random, task 0 all ones."""
+    signs = jax.random.rademacher(key, (num_tasks, channels), jnp.float32)
+    return signs.at[0].set(1.0)
 
 
 class TorchConv(nn.Module):
@@ -66,13 +82,22 @@ class TorchConv(nn.Module):
     stride: int = 1
     padding: int = 0
     impl: str | None = None
+    num_tasks: int = 0
 
     @nn.compact
-    def __call__(self, x):
+    def __call__(self, x, task=None):
         k = self.kernel_size
-        kernel = self.param('kernel', _kaiming_out,
-                            (k, k, x.shape[-1], self.features))
-        return conv2d(x, kernel, self.stride, self.padding, self.impl)
+        shape = (k, k, x.shape[-1], self.features)
+        if not self.num_tasks:
+            kernel = self.param('kernel', _kaiming_out, shape)
+            return conv2d(x, kernel, self.stride, self.padding, self.impl)
+        # one kernel per task (``'banks'``), all drawn alike
+        bank = self.variable('banks', 'kernel', lambda: jnp.broadcast_to(
+            _kaiming_out(self.make_rng('params'), shape),
+            (self.num_tasks,) + shape))
+        out = conv2d(x, bank.value[task[0]], self.stride, self.padding,
+                     self.impl)
+        return jnp.where(jnp.all(task == task[0]), out, jnp.nan)
 
 
 class _Layers(nn.Module):
@@ -81,12 +106,18 @@ class _Layers(nn.Module):
     num_tasks: int = 1
     reprogram: str | None = None
     bn: str = 'shared'
+    convs: str = 'shared'
     conv_impl: str | None = None
     dw_impl: str | None = None
 
     def conv_bn(self, x, task, train, features, k, stride, pad, conv, bn):
+        if self.convs == 'psp':
+            ctx = self.variable('contexts', f'{conv}_psp', lambda: _contexts(
+                self.make_rng('params'), self.num_tasks, x.shape[-1]))
+            x = x * ctx.value[task][:, None, None, :]
         x = TorchConv(features, k, stride, pad, self.conv_impl,
-                      name=conv)(x)
+                      self.num_tasks if self.convs == 'per-task' else 0,
+                      name=conv)(x, task)
         if self.reprogram == 'clr-full' or (self.reprogram == 'clr'
                                             and k != 1):
             x = Reprogram(self.num_tasks, self.dw_impl,
@@ -154,7 +185,8 @@ class ResNet(_Layers):
             x = nn.relu(self.conv_bn(x, task, train, 64, 3, 1, 1,
                                      'conv1', 'bn1'))
         shared = dict(num_tasks=self.num_tasks, reprogram=self.reprogram,
-                      bn=self.bn, conv_impl=self.conv_impl,
+                      bn=self.bn, convs=self.convs,
+                      conv_impl=self.conv_impl,
                       dw_impl=self.dw_impl)
         for stage, (n, width) in enumerate(zip(blocks, WIDTHS)):
             for i in range(n):
