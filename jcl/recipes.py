@@ -37,7 +37,7 @@ LATENT = 100  # the references' VAE latent size
 
 
 def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
-                hp, *, hidden: tuple) -> Model:
+                hp, *, hidden: tuple, gen_hidden=None) -> Model:
     """The model a composition needs on a protocol.
 
     Args:
@@ -46,6 +46,8 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
       needs: from :func:`jcl.registry.model_needs`.
       hp: hyperparameters (XdG's proportion may be a tracer).
       hidden: the classifier's hidden layers.
+      gen_hidden: the generator's (GR's VAE, or the decoder of a
+        replay-through-feedback model); ``None``: ``hidden``.
     """
     if spec.backbone:
         return _backbone_model(protocol, spec, needs)
@@ -66,13 +68,18 @@ def build_model(protocol: Protocol, spec: ProtocolSpec, needs: ModelNeeds,
         clf = mlp_classifier(hidden, num_outputs=protocol.num_outputs,
                              input_dim=input_dim, xdg=xdg, init=spec.init)
     if needs.generator == 'vae':
-        return paired(clf, vae_model(hidden, latent=LATENT,
+        return paired(clf, vae_model(gen_hidden or hidden, latent=LATENT,
                                      input_dim=input_dim, output=output))
     if needs.generator in ('rtf', 'separate'):
         groups = (protocol.num_tasks if needs.gates == 'task'
                   else protocol.num_outputs)
-        gen = rtf_vae(hidden, latent=LATENT, input_dim=input_dim,
+        # one model: the encoder is the classifier's, the decoder may
+        # differ; a separate generator: all of it
+        own = needs.generator == 'separate'
+        gen = rtf_vae(gen_hidden or hidden if own else hidden,
+                      latent=LATENT, input_dim=input_dim,
                       num_outputs=protocol.num_outputs, output=output,
+                      decoder_hidden=None if own else gen_hidden,
                       num_modes=protocol.num_outputs if needs.conditional
                       else 0,
                       gate_groups=groups if needs.gates != 'none' else 0,
@@ -97,7 +104,7 @@ def _backbone_model(protocol, spec, needs) -> Model:
 
 
 def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
-                  hidden: tuple, iters: int, batch: int,
+                  hidden: tuple, iters: int, batch: int, gen_hidden=None,
                   static_max: dict | None = None,
                   epochs: int | None = None, reinit: bool = False) -> Learner:
     """The learner of a method composition on a protocol.
@@ -125,7 +132,8 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
     needs = model_needs(parts, static_max)
 
     def make_model(hp):
-        return build_model(protocol, spec, needs, hp, hidden=hidden)
+        return build_model(protocol, spec, needs, hp, hidden=hidden,
+                           gen_hidden=gen_hidden)
 
     def make_method(hp, model):
         ctx = BuildCtx(model, protocol, batch, protocol.name,

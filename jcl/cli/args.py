@@ -43,6 +43,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--hidden', default=None, metavar='H1,H2,...',
                    help='hidden layer sizes (default: the protocol\'s; the '
                    'BI-R paper\'s permuted MNIST: 2000,2000)')
+    r.add_argument('--gen-hidden', default=None, metavar='H1,H2,...',
+                   help='the generator\'s hidden layers (default: as '
+                   '--hidden): GR\'s VAE, or the decoder of a replay-'
+                   'through-feedback model (BI-R, RtF), whose encoder is '
+                   'the classifier (the BI-R paper\'s Fig. 4)')
     r.add_argument('--lr', type=float, default=None,
                    help='learning rate (default: the paper value)')
     r.add_argument('--tasks', type=int, default=None,

@@ -51,13 +51,13 @@ def _scenarios(text):
     return scenarios
 
 
-def _hidden(text):
+def _hidden(text, flag='--hidden'):
     try:
         sizes = [int(v) for v in text.split(',')]
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
-        raise ConfigError(f'--hidden {text!r}: give layer sizes as whole '
+        raise ConfigError(f'{flag} {text!r}: give layer sizes as whole '
                           'numbers >= 1, e.g. 2000,2000')
     return sizes
 
@@ -153,6 +153,8 @@ def resolve(args) -> dict:
         'protocol': args.protocol, 'scenarios': scenarios,
         'methods': methods, 'hparams': hps, 'seeds': args.seeds,
         'iters': iters, 'batch': batch, 'hidden': hidden,
+        'gen_hidden': (None if args.gen_hidden is None else
+                       _hidden(args.gen_hidden, '--gen-hidden')),
         'num_tasks': (getattr(args, 'tasks', None) or args.permutations
                       or spec.num_tasks),
         'class_order': args.class_order, 'data_dir': args.data_dir,

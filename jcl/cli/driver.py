@@ -98,6 +98,7 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
         first = proto[0] if isinstance(proto, list) else proto
         learner = recipes.build_learner(
             first, spec, parts, hidden=tuple(cfg['hidden']),
+            gen_hidden=tuple(cfg.get('gen_hidden') or ()) or None,
             iters=cfg['iters'], batch=cfg['batch'],
             epochs=cfg.get('epochs'), reinit=cfg.get('reinit', False),
             static_max={k: max(h[k] for h, _ in rows) for k in hp})

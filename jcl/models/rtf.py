@@ -89,7 +89,8 @@ def gate_masks(key, hidden: Sequence[int], groups: int, prop) -> list:
 
 def rtf_vae(hidden: Sequence[int], *, latent: int, input_dim: int,
             num_outputs: int, output: str = 'sigmoid', num_modes: int = 0,
-            gate_groups: int = 0, gate_prop=0.0) -> Model:
+            gate_groups: int = 0, gate_prop=0.0,
+            decoder_hidden=None) -> Model:
     """The replay-through-feedback VAE as a :class:`jcl.model.Model`.
 
     Args:
@@ -102,6 +103,8 @@ def rtf_vae(hidden: Sequence[int], *, latent: int, input_dim: int,
       num_modes: modes of the mixture prior (``0``: N(0, I)).
       gate_groups: gate masks (classes or tasks; ``0``: no gates).
       gate_prop: the proportion of units each mask closes.
+      decoder_hidden: the decoder's hidden sizes in encoder order (it
+        runs them reversed); ``None``: ``hidden``, the mirror.
 
     Views: ``'decode'`` ``(params, state, z, group_weights) -> logits``
     (weights ``[B, gate_groups]`` mix the masks; ignored without gates);
@@ -112,7 +115,8 @@ def rtf_vae(hidden: Sequence[int], *, latent: int, input_dim: int,
     (output logits -> decoded means).
     """
     enc = Encoder(tuple(hidden), latent)
-    dec = Decoder(tuple(hidden), input_dim)
+    dec_hidden = tuple(decoder_hidden or hidden)
+    dec = Decoder(dec_hidden, input_dim)
     head = _dense(num_outputs, hidden[-1])
 
     def init(key):
@@ -127,7 +131,7 @@ def rtf_vae(hidden: Sequence[int], *, latent: int, input_dim: int,
             params['prior'] = {'mean': mean, 'logvar': logvar}
         state = {}
         if gate_groups:
-            state['gates'] = gate_masks(k_gate, hidden, gate_groups,
+            state['gates'] = gate_masks(k_gate, dec_hidden, gate_groups,
                                         gate_prop)
         return params, state
 
@@ -173,7 +177,10 @@ def rtf_vae(hidden: Sequence[int], *, latent: int, input_dim: int,
                    else None)
         return to_input(decode(params, state, z, weights))
 
+    own_decoder = ('' if dec_hidden == tuple(hidden) else
+                   ' decoder ' + '-'.join(map(str, reversed(dec_hidden))))
     name = (f'rtf-vae {input_dim}-{"-".join(map(str, hidden))}-{latent}'
+            f'{own_decoder}'
             f'{" gmm" if num_modes else ""}'
             f'{" gated" if gate_groups else ""}')
     return make_model(init=init, apply=apply,

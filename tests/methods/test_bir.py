@@ -174,3 +174,41 @@ def test_bir_with_every_switch_off_is_generative_replay(distill):
         gen.views['decode'](g, state['generator'], z,
                             jax.nn.one_hot(batch.y, K)),
         rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('method', ['gr', 'bir', 'bir-separate'])
+def test_generator_size_is_its_own_setting(arrays, method):
+    """``gen_hidden`` sizes GR's VAE and a replay-through-feedback
+    decoder (with its gates); the classifier (BI-R: the encoder) keeps
+    ``hidden``; a separate BI-R generator is sized whole."""
+    from jcl import catalog, recipes, registry
+    proto = protocols.class_split('s', arrays, 'class')
+    spec = catalog.protocol_spec('split-mnist')
+    name = 'bir' if method.startswith('bir') else method
+    hp = registry.default_hparams([name], lr=1e-3, protocol='split-mnist',
+                                  scenario='class', batch=8)
+    if method == 'bir-separate':
+        hp['bir.rtf'] = 0.0
+    learner = recipes.build_learner(proto, spec, [name], hidden=(16, 12),
+                                    gen_hidden=(7,), iters=2, batch=8,
+                                    static_max=hp)
+    params, state = jax.eval_shape(learner.make_model(hp).init,
+                                   jax.random.PRNGKey(0))
+    shapes = {'/'.join(str(getattr(k, 'key', k)) for k in path): a.shape
+              for path, a in jax.tree_util.tree_flatten_with_path(params)[0]}
+    kernels = sorted(v for k, v in shapes.items() if k.endswith('kernel'))
+    if method == 'gr':
+        gen = [v for k, v in shapes.items()
+               if k.startswith('generator') and k.endswith('kernel')]
+        clf = [v for k, v in shapes.items()
+               if k.startswith('classifier') and k.endswith('kernel')]
+        assert (784, 7) in gen and (784, 16) in clf and (16, 12) in clf
+        return
+    dec = [v for k, v in shapes.items()
+           if 'decoder' in k and k.endswith('kernel')]
+    assert dec == [(100, 7), (7, 784)] or sorted(dec) == sorted(
+        [(100, 7), (7, 784)]), dec
+    gates = jax.tree.leaves(state)
+    assert [g.shape for g in gates] == [(10, 7)]
+    if method == 'bir':     # the encoder is the classifier: hidden stays
+        assert (784, 16) in kernels and (16, 12) in kernels
