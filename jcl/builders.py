@@ -157,6 +157,17 @@ def ewc_defaults(prefix, online):
     return get
 
 
+def eft(ctx, hp):
+    """EFT: CLR's penalty (``eft.l2``), and the shared convolutions
+    trained on the first task only when ``eft.train_base`` is 1 (the EFT
+    code), never when 0 (a frozen pre-trained backbone)."""
+    from jcl.methods.norm_penalty import first_task_only
+    from jcl.methods.norm_penalty import norm_penalty as penalty
+    return Members(other=[
+        ('eft', penalty(ctx.model.labels, strength=hp['eft.l2'])),
+        ('eft_base', first_task_only('params', hp['eft.train_base']))])
+
+
 def norm_penalty(name):
     """CLR's un-squared L2 penalty (``NAME.l2``) on the model's trainable
     tensors, the current task's banks only."""

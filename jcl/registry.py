@@ -137,6 +137,12 @@ METHODS.update({
     'sgd': _backbone_method('sgd', 'finetune'),
     'sgd-ll': _backbone_method('sgd-ll', 'linear'),
     'psp': _backbone_method('psp', 'psp'),
+    'supsup': _backbone_method('supsup', 'supsup'),
+    'eft': MethodSpec(
+        build=builders.eft, model=ModelNeeds(backbone='eft'),
+        defaults=lambda p, s, b: {'eft.l2': 1e-5, 'eft.train_base': 1.0},
+        checks={'eft.l2': NONNEG, 'eft.train_base': SWITCH},
+        scenarios=('task',), reset_optimizer=True),
 })
 
 GLOBAL_CHECKS = {'lr': POSITIVE}

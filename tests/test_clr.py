@@ -80,7 +80,7 @@ def _learner(proto, method, iters=6):
                                  iters=iters, batch=8)
 
 
-@pytest.mark.parametrize('method', ['clr', 'separate'])
+@pytest.mark.parametrize('method', ['clr', 'separate', 'supsup'])
 def test_clr_never_changes_earlier_tasks_or_the_backbone(proto, method):
     """(``separate``: one fine-tuned copy per task, its 'backbone' the
     empty shared part.)"""
@@ -200,3 +200,18 @@ def test_small_classes_still_get_a_validation_split():
     assert set(tr.tolist()).isdisjoint(va.tolist())
     assert np.bincount(y[va]).tolist() == [2, 26, 1]
     assert np.bincount(y[tr]).tolist() == [18, 256, 4]
+
+
+def test_eft_trains_the_base_on_the_first_task_only(proto):
+    learner = _learner(proto, 'eft', iters=2)
+    hp = {'lr': jnp.float32(1e-2), 'eft.l2': jnp.float32(1e-5),
+          'eft.train_base': jnp.float32(1.0)}
+    state = _init(learner, hp)
+    hashes = [backbone.backbone_hash(state.params)]
+    step = jax.jit(lambda s, t: train_task(
+        learner, s, hp, data_lib.to_device(proto.train),
+        data_lib.to_device(proto.test), jnp.asarray(proto.active), t))
+    for t in range(2):
+        state, _, _ = step(state, jnp.int32(t))
+        hashes.append(backbone.backbone_hash(state.params))
+    assert hashes[1] != hashes[0] and hashes[2] == hashes[1]

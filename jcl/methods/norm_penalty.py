@@ -60,3 +60,17 @@ def norm_penalty(labels, *, strength) -> Method:
         return {'l2': strength * total}
 
     return make_method(loss=loss)
+
+
+def first_task_only(part: str, train) -> Method:
+    """A gradient stage that lets ``params[part]`` learn during the first
+    task only, and not at all when ``train`` is 0 (may be a tracer):
+    later gradients are exact zeros, so an optimiser reset at each task
+    (Adam's moments at 0) leaves those leaves bit-identical."""
+    def grads(mstate, step, ctx):
+        del mstate  # unused
+        keep = jnp.where((ctx.task_id == 0) & (train > 0), 1.0, 0.0)
+        return {**step.grads, part: jax.tree.map(
+            lambda g: g * keep, step.grads[part])}
+
+    return make_method(grads=grads)

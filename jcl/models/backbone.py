@@ -10,7 +10,10 @@ clr         CLR kernels, BN, head       per task    per task  non-1x1
 clr-full    CLR kernels, BN, head       per task    per task  every conv
 finetune    everything                  shared      per task  none
 linear      the head                    frozen      shared    none
+eft         EFT layers (and, on the      per task    per task  EFT, every
+            first task, the convs)                            conv
 psp         everything                  per task    per task  none
+supsup      mask scores (frozen convs)  per task    per task  none
 separate    a copy of everything/task   per task    per task  none
 ==========  ==========================  ==========  ========  ==========
 
@@ -56,6 +59,9 @@ MODES = {
     'clr-full': dict(reprogram='clr-full', bn='per-task', head='per-task'),
     'finetune': dict(reprogram=None, bn='shared', head='per-task'),
     'linear': dict(reprogram=None, bn='frozen', head='shared'),
+    'eft': dict(reprogram='eft', bn='per-task', head='per-task'),
+    'supsup': dict(reprogram=None, bn='per-task', head='per-task',
+                   convs='supsup'),
     'psp': dict(reprogram=None, bn='per-task', head='per-task',
                 convs='psp'),
     'separate': dict(reprogram=None, bn='per-task', head='per-task',
@@ -110,7 +116,7 @@ def resnet_model(*, depth: int = 18, stem: str = 'imagenet',
     def labels(params):
         def group(path, _):
             names = [getattr(p, 'key', None) for p in path]
-            if names[0] == 'banks' or mode in ('finetune', 'psp'):
+            if names[0] == 'banks' or mode in ('finetune', 'psp', 'eft'):
                 return DEFAULT_GROUP
             if mode == 'linear' and names[-1] in HEAD_LEAVES:
                 return DEFAULT_GROUP

@@ -14,7 +14,8 @@ What is per task (in the ``'banks'`` collection, a leading axis of
 * ``reprogram``: ``'clr'`` puts a :class:`jcl.models.reprogram.Reprogram`
   after every convolution whose kernel is not 1x1 (between the conv and
   its BatchNorm, as the CLR paper), ``'clr-full'`` after every
-  convolution, ``None`` nowhere;
+  convolution, ``'eft'`` an :class:`jcl.models.eft.EFT` after every
+  convolution (Efficient Feature Transformations), ``None`` nowhere;
 * ``bn``: ``'per-task'`` banks of BatchNorm parameters and statistics,
   ``'shared'`` one set, ``'frozen'`` one set always used with its running
   statistics;
@@ -25,9 +26,12 @@ What is per task (in the ``'banks'`` collection, a leading axis of
   superposition; the ``'contexts'`` collection, never trained; task 0's
   context is all ones, so it sees the backbone as it is); ``'per-task'``
   a copy of every convolution per task (``'banks'``; one fine-tuned
-  network per task). A batch of ``'per-task'`` convolutions must hold one
-  task's examples (the batches of the streamed path do); a mixed batch
-  gives NaN outputs rather than a silently wrong network.
+  network per task); ``'supsup'`` one frozen set, masked per task by the
+  top half of the task's scores (:func:`jcl.models.supermask.supermask`,
+  scores in ``'banks'``). A batch of ``'per-task'`` or ``'supsup'``
+  convolutions must hold one task's examples (the batches of the streamed
+  path do); a mixed batch gives NaN outputs rather than a silently wrong
+  network.
 
 The logits are ``[B, num_tasks * head_width]``: unit ``t * head_width +
 c`` is class ``c`` of task ``t``, the Task-IL layout of jcl's protocols
@@ -53,15 +57,17 @@ import jax.numpy as jnp
 
 from jcl.models.batchnorm import TorchBatchNorm
 from jcl.models.conv import conv2d
+from jcl.models.eft import EFT
 from jcl.models.reprogram import Reprogram
+from jcl.models.supermask import supermask
 
 STAGES = {18: ('basic', (2, 2, 2, 2)), 34: ('basic', (3, 4, 6, 3)),
           50: ('bottleneck', (3, 4, 6, 3))}
 WIDTHS = (64, 128, 256, 512)
-REPROGRAM = (None, 'clr', 'clr-full')
+REPROGRAM = (None, 'clr', 'clr-full', 'eft')
 BN_MODES = ('per-task', 'shared', 'frozen')
 HEADS = ('per-task', 'shared')
-CONVS = ('shared', 'psp', 'per-task')
+CONVS = ('shared', 'psp', 'per-task', 'supsup')
 
 # torchvision's init: kaiming_normal_(mode='fan_out', nonlinearity='relu')
 _kaiming_out = nn.initializers.variance_scaling(2.0, 'fan_out', 'normal')
@@ -83,11 +89,22 @@ class TorchConv(nn.Module):
     padding: int = 0
     impl: str | None = None
     num_tasks: int = 0
+    masks: int = 0
 
     @nn.compact
     def __call__(self, x, task=None):
         k = self.kernel_size
         shape = (k, k, x.shape[-1], self.features)
+        if self.masks:
+            kernel = self.param('kernel', _kaiming_out, shape)
+            bound = 1.0 / jnp.sqrt(k * k * x.shape[-1])   # kaiming(a=√5)
+            scores = self.variable('banks', 'scores', lambda: (
+                jax.random.uniform(self.make_rng('params'),
+                                   (self.masks,) + shape, x.dtype,
+                                   -bound, bound)))
+            kernel = kernel * supermask(scores.value[task[0]])
+            out = conv2d(x, kernel, self.stride, self.padding, self.impl)
+            return jnp.where(jnp.all(task == task[0]), out, jnp.nan)
         if not self.num_tasks:
             kernel = self.param('kernel', _kaiming_out, shape)
             return conv2d(x, kernel, self.stride, self.padding, self.impl)
@@ -117,9 +134,12 @@ class _Layers(nn.Module):
             x = x * ctx.value[task][:, None, None, :]
         x = TorchConv(features, k, stride, pad, self.conv_impl,
                       self.num_tasks if self.convs == 'per-task' else 0,
+                      self.num_tasks if self.convs == 'supsup' else 0,
                       name=conv)(x, task)
-        if self.reprogram == 'clr-full' or (self.reprogram == 'clr'
-                                            and k != 1):
+        if self.reprogram == 'eft':
+            x = EFT(self.num_tasks, name=f'{conv}_eft')(x, task)
+        elif self.reprogram == 'clr-full' or (self.reprogram == 'clr'
+                                              and k != 1):
             x = Reprogram(self.num_tasks, self.dw_impl,
                           name=f'{conv}_clr')(x, task)
         return TorchBatchNorm(

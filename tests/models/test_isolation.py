@@ -111,3 +111,74 @@ def test_isolation_modes_train_what_they_should():
                if any(g != 'frozen' for g in jax.tree.leaves(labels[top]))}
         assert got == trained, mode
         assert ('contexts' in state) == (mode == 'psp')
+
+
+def test_grouped_conv_equals_xlas_grouped_convolution():
+    from jcl.models.eft import grouped_conv
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 6, 5, 16))
+    for k, g in ((3, 8), (1, 16), (3, 4)):
+        groups = 16 // g
+        kernel = jax.random.normal(jax.random.PRNGKey(k + g),
+                                   (k, k, groups, g, g))
+        rhs = kernel.transpose(0, 1, 3, 2, 4).reshape(k, k, g, 16)
+        want = jax.lax.conv_general_dilated(
+            x, rhs, (1, 1), [(k // 2, k // 2)] * 2,
+            dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+            feature_group_count=groups)
+        got = grouped_conv(x, jnp.broadcast_to(kernel, (3,) + kernel.shape))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_eft_uses_each_examples_bank_and_counts_as_the_code():
+    from jcl.models.eft import EFT
+    layer = EFT(num_banks=3)
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 5, 5, 32))
+    v = layer.init(jax.random.PRNGKey(0), x, jnp.zeros(4, jnp.int32))
+    # per layer of C channels: 3x3 within groups of 8, 1x1 within 16
+    per_task = 9 * 32 * 8 + 32 + 32 * 16 + 32
+    assert sum(a.size for a in jax.tree.leaves(v)) == 3 * per_task
+    v = jax.tree.map(lambda a: a * jnp.arange(1, 4).reshape(
+        (3,) + (1,) * (a.ndim - 1)), v)     # banks differ
+    task = jnp.array([2, 0, 1, 2])
+    mixed = layer.apply(v, x, task)
+    for t in range(3):
+        alone = layer.apply(v, x, jnp.full(4, t))
+        np.testing.assert_allclose(mixed[task == t], alone[task == t],
+                                   rtol=1e-6, atol=1e-6)
+    # ResNet-18: 4,800 conv output channels, 90 EFT parameters each
+    net = resnet.ResNet(depth=18, head_width=10, num_tasks=1,
+                        reprogram='eft', bn='shared', head='shared')
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0),
+                            jnp.zeros((1, 32, 32, 3)), jnp.zeros(1, jnp.int32))
+    assert sum(int(np.prod(a.shape)) for a in
+               jax.tree.leaves(shapes['banks'])) == 4800 * 90
+
+
+def test_supermask_keeps_the_top_scores_and_passes_gradients_straight():
+    from jcl.models.supermask import supermask
+    s = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6))
+    for density in (0.5, 0.2, 1.0):
+        m = np.asarray(supermask(s, density))
+        dropped = int((1 - density) * s.size)
+        assert set(np.unique(m)) <= {0.0, 1.0}
+        assert m.sum() == s.size - dropped
+        kept = np.abs(np.asarray(s))[m == 1]
+        gone = np.abs(np.asarray(s))[m == 0]
+        assert gone.size == 0 or kept.min() > gone.max()
+    w = jax.random.normal(jax.random.PRNGKey(1), s.shape)
+    g = jax.grad(lambda s: jnp.sum(w * supermask(s)))(s)
+    np.testing.assert_allclose(g, w * jnp.sign(s), rtol=1e-6)
+
+
+def test_supsup_conv_is_the_masked_kernel_and_refuses_mixed_batches():
+    conv = resnet.TorchConv(8, 3, 1, 1, masks=2)
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, 6, 6, 4))
+    v = conv.init(jax.random.PRNGKey(0), x, jnp.zeros(2, jnp.int32))
+    from jcl.models.conv import conv2d
+    from jcl.models.supermask import supermask
+    for t in (0, 1):
+        mask = supermask(v['banks']['scores'][t])
+        want = conv2d(x, v['params']['kernel'] * mask, 1, 1)
+        np.testing.assert_allclose(conv.apply(v, x, jnp.full(2, t)), want,
+                                   rtol=1e-6, atol=1e-6)
+    assert np.isnan(np.asarray(conv.apply(v, x, jnp.array([0, 1])))).all()
