@@ -22,7 +22,8 @@ import numpy as np
 
 
 def per_task_parameters(cfg, method):
-    """(extra trained parameters per task, backbone parameters)."""
+    """(extra trained parameters per task, backbone parameters, bytes
+    stored per task)."""
     import jax
 
     from jcl import catalog, registry
@@ -44,8 +45,14 @@ def per_task_parameters(cfg, method):
     shared = shapes('finetune')['params']
     backbone = count({k: v for k, v in shared.items()
                       if k not in ('fc_kernel', 'fc_bias')})
-    # a shared head (sgd-ll) adds nothing per task
-    return count(params['banks']) // tasks, backbone
+    # a shared head (sgd-ll) adds nothing per task; SupSup keeps its
+    # trained scores as 1-bit masks
+    stored = 0
+    for path, leaf in jax.tree_util.tree_flatten_with_path(
+            params['banks'])[0]:
+        n = int(np.prod(leaf.shape)) // tasks
+        stored += -(-n // 8) if path[-1].key == 'scores' else 4 * n
+    return count(params['banks']) // tasks, backbone, stored
 
 
 def analyse(folder):
@@ -65,14 +72,14 @@ def analyse(folder):
         forgetting = (best[:, :-1] - R[:, -1, :-1]).mean(-1)
         per_step = (seconds.sum() / steps.sum(-1).mean()
                     if steps is not None else np.nan)
-        extra, backbone = per_task_parameters(cfg, method)
+        extra, backbone, stored = per_task_parameters(cfg, method)
         curves[method] = R[:, :, 0]
         rows.append(dict(method=method, seeds=R.shape[0],
                          acc=100 * final.mean(), sem=100 * final.std(
                              ddof=1) / np.sqrt(len(final)) if len(final) > 1
                          else 0.0, forgetting=100 * forgetting.mean(),
                          extra=extra, share=100 * extra / backbone,
-                         bytes=4 * extra, per_step=per_step,
+                         bytes=stored, per_step=per_step,
                          task1=100 * R[:, :, 0].mean(0)))
     base = next((r['per_step'] for r in rows if r['method'] == 'sgd'),
                 np.nan)
