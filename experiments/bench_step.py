@@ -19,9 +19,10 @@ test set).
 
 import argparse
 import json
-import os
 import sys
 import time
+
+from one_thread import pin
 
 
 def parse():
@@ -42,10 +43,7 @@ def parse():
 
 
 ARGS = parse()
-if ARGS.threads == 1:  # must be set before jax is imported
-    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                               ' --xla_cpu_multi_thread_eigen=false'
-                               ' intra_op_parallelism_threads=1')
+pin(ARGS.threads)  # before jax is imported
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
