@@ -12,6 +12,9 @@ of the run, so only meaningful for runs made on the same machine under
 the same load).
 
     python experiments/clr_table.py runs/offline-seq   # clr.md, clr.png
+
+Several folders (e.g. one run per method, made on different cores) are
+read as one table, written to ``--out`` (default: the first folder).
 """
 
 import argparse
@@ -55,9 +58,23 @@ def per_task_parameters(cfg, method):
     return count(params['banks']) // tasks, backbone, stored
 
 
-def analyse(folder):
-    cfg = json.load(open(os.path.join(folder, 'config.json')))
-    rows, curves = [], {}
+def analyse(*folders):
+    """(config of the first folder, table rows, task-1 curves, SGD's s
+    per step) of every finished method in ``folders``."""
+    rows, curves, cfg = [], {}, None
+    for folder in folders:
+        cfg_f = json.load(open(os.path.join(folder, 'config.json')))
+        if cfg is not None and cfg_f['protocol'] != cfg['protocol']:
+            raise SystemExit(f'{folder}: protocol {cfg_f["protocol"]} is '
+                             f'not {cfg["protocol"]}')
+        cfg = cfg or cfg_f
+        _rows(folder, cfg_f, rows, curves)
+    base = next((r['per_step'] for r in rows if r['method'] == 'sgd'),
+                np.nan)
+    return cfg, rows, curves, base
+
+
+def _rows(folder, cfg, rows, curves):
     for method in cfg['methods']:
         path = os.path.join(folder, 'runs', method, 'result.npz')
         if not os.path.exists(path):
@@ -81,9 +98,6 @@ def analyse(folder):
                          extra=extra, share=100 * extra / backbone,
                          bytes=stored, per_step=per_step,
                          task1=100 * R[:, :, 0].mean(0)))
-    base = next((r['per_step'] for r in rows if r['method'] == 'sgd'),
-                np.nan)
-    return cfg, rows, curves, base
 
 
 def write(folder, cfg, rows, curves, base):
@@ -105,14 +119,23 @@ def write(folder, cfg, rows, curves, base):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method, c in curves.items():
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = plt.get_cmap('tab20')(np.linspace(0, 1, 20))
+    for i, (method, c) in enumerate(curves.items()):
         x = np.arange(1, c.shape[1] + 1)
-        ax.plot(x, 100 * c.mean(0), marker='o', label=method)
+        ax.plot(x, 100 * c.mean(0), marker='o', ms=3, label=method,
+                color=colours[i % 20])
     ax.set_xlabel('tasks learned')
     ax.set_ylabel('accuracy on task 1 (%)')
-    ax.set_title(cfg['protocol'])
-    ax.legend()
+    ax.set_title(f"{cfg['protocol']}: task 1 after each task")
+    ax.legend(fontsize=7, ncol=2)
+    order = sorted(rows, key=lambda r: r['acc'])
+    bx.barh([r['method'] for r in order], [r['acc'] for r in order],
+            xerr=[r['sem'] for r in order], color=[
+                colours[list(curves).index(r['method']) % 20]
+                for r in order])
+    bx.set_xlabel('average accuracy after all tasks (%)')
+    bx.set_title('mean ± s.e.m. over seeds')
     fig.tight_layout()
     fig.savefig(os.path.join(folder, 'clr.png'), dpi=120)
     print('\n'.join(lines))
@@ -120,9 +143,13 @@ def write(folder, cfg, rows, curves, base):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('folder', help='a results folder of jcl run')
+    p.add_argument('folders', nargs='+', help='results folders of jcl run')
+    p.add_argument('--out', help='where clr.md and clr.png go (default: '
+                   'the first folder)')
     a = p.parse_args()
-    write(a.folder, *analyse(a.folder))
+    out = a.out or a.folders[0]
+    os.makedirs(out, exist_ok=True)
+    write(out, *analyse(*a.folders))
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ import argparse
 
 import numpy as np
 
+from jcl import catalog
 from jcl.errors import ConfigError
 
 
@@ -19,8 +20,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='train and evaluate on a protocol')
     r.add_argument('--protocol', required=True,
-                   help='split-mnist, split-fashion-mnist, permuted-mnist, '
-                   'split-cifar10, split-cifar100')
+                   help=', '.join(catalog.PROTOCOLS))
     r.add_argument('--scenario', required=True,
                    help='task, domain, class, a comma list, or all')
     r.add_argument('--method', required=True,
