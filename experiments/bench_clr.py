@@ -14,6 +14,9 @@ import with the CPU torch wheel); it needs ``pip install torch`` (the
 
     python experiments/bench_clr.py --side jcl --size 32 --steps 50
     python experiments/bench_clr.py --side torch --size 32 --steps 50
+    # several tasks' banks trained at once: each step a batch per task,
+    # every example through its own task's CLR kernels, BatchNorm and head
+    python experiments/bench_clr.py --side jcl --size 224 --banks 8
 
 Prints one JSON line: images per second over the timed steps (the
 benchmark loop; start-up and, for jcl, compilation reported apart).
@@ -30,11 +33,12 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def bench_jcl(size, batch, steps, warmup, conv_impl=None, dw_impl=None):
+def bench_jcl(size, batch, steps, warmup, conv_impl=None, dw_impl=None,
+              banks=1):
     import jax
     import jax.numpy as jnp
 
-    from jcl import combine
+    from jcl import combine, protocols
     from jcl.learner import Learner, init_state
     from jcl.methods.norm_penalty import norm_penalty
     from jcl.methods.supervised import supervised
@@ -43,7 +47,7 @@ def bench_jcl(size, batch, steps, warmup, conv_impl=None, dw_impl=None):
     from jcl.types import Batch
 
     def make_model(hp):
-        return resnet_model(depth=18, stem='imagenet', num_tasks=1,
+        return resnet_model(depth=18, stem='imagenet', num_tasks=banks,
                             head_width=10, mode='clr',
                             input_shape=(size, size, 3),
                             conv_impl=conv_impl, dw_impl=dw_impl)
@@ -60,15 +64,23 @@ def bench_jcl(size, batch, steps, warmup, conv_impl=None, dw_impl=None):
     state = init_state(learner, hp, jax.random.PRNGKey(0))
     rng = np.random.RandomState(0)
     k = 10                                        # steps per compiled call
-    raw = Batch(jnp.asarray(rng.normal(size=(k, batch, size, size, 3)),
+    n = batch * banks                  # a batch of `batch` per task
+    task = np.repeat(np.arange(banks), batch)[None].repeat(k, 0)
+    # task t's classes are output units 10t..10t+9 (its head's block)
+    raw = Batch(jnp.asarray(rng.normal(size=(k, n, size, size, 3)),
                             jnp.float32),
-                jnp.asarray(rng.randint(0, 10, (k, batch)), jnp.int32),
-                jnp.zeros((k, batch), jnp.int32))
+                jnp.asarray(rng.randint(0, 10, (k, n)) + 10 * task,
+                            jnp.int32),
+                jnp.asarray(task, jnp.int32))
     keys = jax.random.split(jax.random.PRNGKey(1), k)
-    active = jnp.ones((1, 1, 10), bool)
+    # the last task is the current one, every task's head active in its
+    # block (the weight penalty covers the current task's bank only, a
+    # negligible difference in work)
+    active = jnp.asarray(protocols.active_table(
+        'task', [list(range(10 * t, 10 * t + 10)) for t in range(banks)]))
     call = jax.jit(lambda s: train_chunk(
         learner, s, hp, raw, keys, jnp.ones(k, bool), jnp.ones(k),
-        active, jnp.int32(0)), donate_argnums=0)
+        active, jnp.int32(banks - 1)), donate_argnums=0)
     t0 = time.time()
     state, m = call(state)
     jax.block_until_ready(m)
@@ -83,7 +95,7 @@ def bench_jcl(size, batch, steps, warmup, conv_impl=None, dw_impl=None):
     jax.block_until_ready(m)
     dt = time.time() - t0
     return dict(side='jcl', conv_impl=conv_impl, dw_impl=dw_impl,
-                images_per_s=calls * k * batch / dt,
+                banks=banks, images_per_s=calls * k * n / dt,
                 ms_per_step=1000 * dt / (calls * k),
                 first_call_s=first, loss=float(np.asarray(m['loss'])[-1]))
 
@@ -149,10 +161,13 @@ def main():
                    'backend\'s)')
     p.add_argument('--dw-impl', choices=('shift', 'lax'), default=None,
                    help='jcl: the CLR depthwise convolutions')
+    p.add_argument('--banks', type=int, default=1,
+                   help='jcl: tasks trained at once in one program, a '
+                   'batch of --batch per task (images/s counts them all)')
     a = p.parse_args()
     if a.side == 'jcl':
         out = bench_jcl(a.size, a.batch, a.steps, a.warmup, a.conv_impl,
-                        a.dw_impl)
+                        a.dw_impl, a.banks)
     else:
         out = bench_torch(a.size, a.batch, a.steps, a.warmup)
     print(json.dumps({**out, 'size': a.size, 'batch': a.batch,
