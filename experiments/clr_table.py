@@ -74,6 +74,25 @@ def analyse(*folders):
     return cfg, rows, curves, base
 
 
+def replay_memory(cfg, method):
+    """(examples, bytes) a method's buffer holds after the last task:
+    ER's ``per_class`` examples of every class, DER++'s ``budget`` (its
+    stored logits too); (0, 0) for a method without one."""
+    hp = cfg['hparams'].get(f"task/{method}", {})
+    # stored raw, uint8: the offline tasks are grey 32x32 (their
+    # preparation repeats the channel), image folders RGB
+    image = (32 * 32 if cfg['protocol'] == 'offline-sequence'
+             else cfg.get('image_size', 224) ** 2 * 3)
+    tasks, width = cfg['num_tasks'], 10      # the offline tasks' classes
+    if 'er.per_class' in hp:
+        n = int(hp['er.per_class']) * width * tasks
+        return n, n * image
+    if 'derpp.budget' in hp:
+        n = int(hp['derpp.budget'])
+        return n, n * (image + 4 * width * tasks)
+    return 0, 0
+
+
 def _rows(folder, cfg, rows, curves):
     for method in cfg['methods']:
         path = os.path.join(folder, 'runs', method, 'result.npz')
@@ -90,13 +109,14 @@ def _rows(folder, cfg, rows, curves):
         per_step = (seconds.sum() / steps.sum(-1).mean()
                     if steps is not None else np.nan)
         extra, backbone, stored = per_task_parameters(cfg, method)
+        memory = replay_memory(cfg, method)
         curves[method] = R[:, :, 0]
         rows.append(dict(method=method, seeds=R.shape[0],
                          acc=100 * final.mean(), sem=100 * final.std(
                              ddof=1) / np.sqrt(len(final)) if len(final) > 1
                          else 0.0, forgetting=100 * forgetting.mean(),
                          extra=extra, share=100 * extra / backbone,
-                         bytes=stored, per_step=per_step,
+                         bytes=stored, per_step=per_step, memory=memory,
                          task1=100 * R[:, :, 0].mean(0)))
 
 
@@ -104,15 +124,19 @@ def write(folder, cfg, rows, curves, base):
     lines = [f"# {cfg['protocol']}: the CLR paper's analyses", '',
              '| method | seeds | avg acc (%) | forgetting (%) | extra '
              'parameters per task | % of the backbone | bytes per task | '
+             'replay buffer at the end (examples, MB) | '
              's per step (task wall time, evaluation included) | compute vs '
              'SGD | task 1 after each task (%) |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         rel = r['per_step'] / base if np.isfinite(base) else np.nan
+        n, size = r['memory']
+        buffer = f'{n:,}, {size / 1e6:.1f}' if n else '–'
         lines.append(
             f"| {r['method']} | {r['seeds']} | {r['acc']:.2f} ± "
             f"{r['sem']:.2f} | {r['forgetting']:.2f} | {r['extra']:,} | "
-            f"{r['share']:.2f} | {r['bytes']:,} | {r['per_step']:.3f} | "
+            f"{r['share']:.2f} | {r['bytes']:,} | {buffer} | "
+            f"{r['per_step']:.3f} | "
             f"{rel:.2f} | {' '.join(f'{v:.1f}' for v in r['task1'])} |")
     with open(os.path.join(folder, 'clr.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')

@@ -85,3 +85,16 @@ def test_refuses_mixed_protocols(tmp_path):
     b = folder(tmp_path, 'b', {'clr': one}, protocol='image-folders')
     with pytest.raises(SystemExit, match='protocol image-folders'):
         clr_table.analyse(str(a), str(b))
+
+
+def test_replay_memory_counts_the_stored_examples():
+    clr_table = load()
+    cfg = {'protocol': 'offline-sequence', 'num_tasks': 8, 'hparams': {
+        'task/er': {'er.per_class': 100.0},
+        'task/derpp': {'derpp.budget': 8000.0}, 'task/clr': {}}}
+    # 100 per class, 10 classes, 8 tasks of grey 32x32 bytes
+    assert clr_table.replay_memory(cfg, 'er') == (8000, 8000 * 1024)
+    # DER++ keeps each example's 80 logits (float32) beside it
+    assert clr_table.replay_memory(cfg, 'derpp') == (8000,
+                                                     8000 * (1024 + 320))
+    assert clr_table.replay_memory(cfg, 'clr') == (0, 0)
