@@ -78,7 +78,7 @@ def replay_memory(cfg, method):
     """(examples, bytes) a method's buffer holds after the last task:
     ER's ``per_class`` examples of every class, DER++'s ``budget`` (its
     stored logits too); (0, 0) for a method without one."""
-    hp = cfg['hparams'].get(f"task/{method}", {})
+    hp = cfg.get('hparams', {}).get(f'task/{method}', {})
     # stored raw, uint8: the offline tasks are grey 32x32 (their
     # preparation repeats the channel), image folders RGB
     image = (32 * 32 if cfg['protocol'] == 'offline-sequence'
