@@ -170,6 +170,19 @@ def test_supermask_keeps_the_top_scores_and_passes_gradients_straight():
     np.testing.assert_allclose(g, w * jnp.sign(s), rtol=1e-6)
 
 
+def test_kth_smallest_equals_the_sorted_entry():
+    from jcl.models.supermask import kth_smallest
+    rng = np.random.RandomState(0)
+    cases = [np.abs(rng.normal(size=1000)).astype(np.float32),
+             rng.randint(0, 4, 257).astype(np.float32),          # ties
+             np.array([0.0, 0.0, 1e-45, 3e38, np.inf], np.float32),
+             np.abs(rng.normal(size=(3, 3, 8, 16))).astype(np.float32)]
+    for a in cases:
+        for k in {0, a.size // 2, a.size - 1}:
+            got = kth_smallest(jnp.asarray(a), k)
+            assert got == np.sort(a.reshape(-1))[k], (a.size, k)
+
+
 def test_supsup_conv_is_the_masked_kernel_and_refuses_mixed_batches():
     conv = resnet.TorchConv(8, 3, 1, 1, masks=2)
     x = jax.random.normal(jax.random.PRNGKey(2), (2, 6, 6, 4))
