@@ -23,9 +23,10 @@ export JCL_COMPILE_CACHE=0          # compilation counted in every wall time
 py=${PYTHON:-python3}
 if [ "${QUICK:-0}" = 1 ]; then
   iters=20; rows_iters=5; rows_seeds=1,4; big=8; steps=4; size=64; perms=3
+  bank_counts='1 2'; batch=4
 else
   iters=2000; rows_iters=500; rows_seeds=1,16,64,256,1024; big=64; steps=50
-  size=224; perms=100
+  size=224; perms=100; bank_counts='1 8'; batch=32
 fi
 
 step() {  # step NAME LIMIT_S COMMAND...: time one command, keep its log
@@ -50,10 +51,11 @@ for seeds in 1 "$big"; do
 done
 step rows 120 $py experiments/bench_rows.py --methods none,gr \
   --seeds "$rows_seeds" --iters "$rows_iters" --json "$out/rows.json"
-for banks in 1 8; do
+for banks in $bank_counts; do
   for s in 32 "$size"; do
     step "clr-$s-banks$banks" 75 $py experiments/bench_clr.py --side jcl \
-      --size "$s" --banks "$banks" --steps "$steps" --warmup 10
+      --size "$s" --banks "$banks" --batch "$batch" --steps "$steps" \
+      --warmup 10
   done
 done
 step p100-step 60 $py experiments/bench_step.py --protocol permuted-mnist \
