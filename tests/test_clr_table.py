@@ -1,20 +1,18 @@
 """experiments/clr_table.py: the CLR paper's analyses of finished runs."""
 
-import importlib.util
 import json
-import pathlib
+import os
+import sys
 
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[1] / 'experiments' / 'clr_table.py'
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'scripts'))
+from experiment import load as load_script  # noqa: E402
 
 
 def load():
-    spec = importlib.util.spec_from_file_location('clr_table', SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script('clr_table')
 
 
 def folder(root, name, results, protocol='offline-sequence'):

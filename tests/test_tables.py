@@ -1,17 +1,15 @@
 """experiments/tables.py: published numbers beside finished runs."""
 
-import importlib.util
 import json
-import pathlib
+import os
+import sys
 
-SCRIPT = pathlib.Path(__file__).parents[1] / 'experiments' / 'tables.py'
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'scripts'))
+from experiment import load as load_script  # noqa: E402
 
 
 def load():
-    spec = importlib.util.spec_from_file_location('tables', SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script('tables')
 
 
 def write(folder, scenario, runs):
