@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU measurements the issues ask for, as one script that fits about
-# nine minutes of an H100/H200 (each step has its own time limit, so one
+# The GPU measurements the issues ask for, as one script sized for about
+# nine minutes of an H100/H200 (not yet run on one) (each step has its own time limit, so one
 # slow step cannot eat the others'):
 #   1. BI-R, split MNIST Class-IL, whole process with compilation: 1 seed
 #      and 64 vmapped seeds (issue 10);
