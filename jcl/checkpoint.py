@@ -25,6 +25,7 @@ import tempfile
 import zipfile
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jcl.errors import DataError, OutputError
@@ -92,9 +93,9 @@ def load(path, like, name=None):
         if n in stored and (stored[n].shape != np.shape(x)):
             problems.append(f'{n}: shape {stored[n].shape} in the file, '
                             f'{np.shape(x)} here')
-        elif n in stored and stored[n].dtype != np.result_type(x):
+        elif n in stored and stored[n].dtype != _dtype(x):
             problems.append(f'{n}: dtype {stored[n].dtype} in the file, '
-                            f'{np.result_type(x)} here')
+                            f'{_dtype(x)} here')
     if problems:
         more = f' and {len(problems) - 3} more' if len(problems) > 3 else ''
         raise DataError(f'checkpoint {path} does not match this run ('
@@ -104,3 +105,40 @@ def load(path, like, name=None):
     extra = {k[len(EXTRA):]: v for k, v in files.items()
              if k.startswith(EXTRA)}
     return tree, extra
+
+
+def _dtype(x):
+    """A leaf's dtype (arrays of any kind, Python scalars)."""
+    return np.dtype(x.dtype) if hasattr(x, 'dtype') else np.result_type(x)
+
+
+# a streamed run's per-task records (jcl.stream), saved beside its carry
+RECORDS = ('R', 'loss', 'steps', 'epochs', 'best_epoch', 'valid_acc',
+           'seconds')
+
+
+def load_records(ckpt_path, state):
+    """``(state, tasks_done, records)`` from the checkpoint at
+    ``ckpt_path`` (its carry shaped like ``state``), or ``(state, 0,
+    empty records)`` without one; records: a list per task of each of
+    :data:`RECORDS` (``[S, ...]`` arrays; ``seconds`` a float)."""
+    rec = {k: [] for k in RECORDS}
+    if not (ckpt_path and os.path.exists(ckpt_path)):
+        return state, 0, rec
+    state, extra = load(ckpt_path, jax.tree.map(np.asarray, state))
+    missing = [k for k in rec if k not in extra]
+    if missing:
+        raise DataError(f'checkpoint {ckpt_path} is not a streamed run\'s '
+                        f'(no {", ".join(missing)}); delete it or use '
+                        'another path')
+    for k in rec:
+        rec[k] = list(extra[k] if k == 'seconds'
+                      else np.moveaxis(extra[k], 1, 0))
+    return (jax.tree.map(jnp.asarray, state), int(extra['tasks_done']),
+            rec)
+
+
+def stack_records(rec):
+    """Per-task records stacked on the task axis (``[S, T, ...]``)."""
+    return {k: np.asarray(v) if k == 'seconds' else np.stack(v, 1)
+            for k, v in rec.items()}

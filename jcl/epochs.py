@@ -27,7 +27,7 @@ Epochs are 0-based here.
 [False, True]
 """
 
-import os
+import functools
 import time
 from typing import NamedTuple
 
@@ -35,8 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import checkpoint
-from jcl.errors import ConfigError, DataError
+from jcl.errors import ConfigError
 
 REFERENCE_PATIENCE = 21   # the reference stops once epoch - best > 21
 
@@ -189,42 +188,16 @@ def _rows(values, fmt):
     return ', '.join(fmt(v) for v in values)
 
 
-RECORDS = ('R', 'loss', 'steps', 'epochs', 'best_epoch', 'valid_acc',
-           'seconds')
-
-
-def load_records(ckpt_path, state):
-    """``(state, tasks_done, records)`` from the checkpoint at
-    ``ckpt_path`` (its carry shaped like ``state``), or ``(state, 0,
-    empty records)`` without one; records: a list per task of each of
-    :data:`RECORDS` (``[S, ...]`` arrays; ``seconds`` a float)."""
-    rec = {k: [] for k in RECORDS}
-    if not (ckpt_path and os.path.exists(ckpt_path)):
-        return state, 0, rec
-    state, extra = checkpoint.load(ckpt_path,
-                                   jax.tree.map(np.asarray, state))
-    missing = [k for k in rec if k not in extra]
-    if missing:
-        raise DataError(f'checkpoint {ckpt_path} is not a streamed run\'s '
-                        f'(no {", ".join(missing)}); delete it or use '
-                        'another path')
-    for k in rec:
-        rec[k] = list(extra[k] if k == 'seconds'
-                      else np.moveaxis(extra[k], 1, 0))
-    return (jax.tree.map(jnp.asarray, state), int(extra['tasks_done']),
-            rec)
-
-
-def stack_records(rec):
-    """Per-task records stacked on the task axis (``[S, T, ...]``)."""
-    return {k: np.asarray(v) if k == 'seconds' else np.stack(v, 1)
-            for k, v in rec.items()}
-
-
-@jax.jit
+@functools.partial(jax.jit, donate_argnums=2)
 def keep_rows(take, new, old):
     """Row ``i`` of ``new`` where ``take[i]``, else of ``old`` (trees with
-    a leading row axis; the result is a fresh copy of both)."""
+    a leading row axis). ``old`` (not aliasing ``new``) is donated, so a
+    kept best epoch costs one copy of the carry, not two: gigabytes for
+    whole-network banks (``separate``, SupSup).
+
+    >>> keep_rows(jnp.array([True, False]), jnp.ones(2), jnp.zeros(2)).tolist()
+    [1.0, 0.0]
+    """
     def pick(a, b):
         mask = jnp.reshape(take, take.shape + (1,) * (a.ndim - 1))
         return jnp.where(mask, a, b)
@@ -278,8 +251,9 @@ def train_epochs(run_steps, validate, state, *, per_epoch, steps,
         if tracker is None or (cut and epoch > 0):
             continue   # a cut epoch after complete ones: not validated
         acc = validate(state)
-        kept = keep_rows(tracker.update(epoch, acc), state,
-                         state if kept is None else kept)
+        if kept is None:   # a distinct buffer: ``state`` goes on training
+            kept = jax.tree.map(jnp.copy, state)
+        kept = keep_rows(tracker.update(epoch, acc), state, kept)
         if on_epoch is not None:
             on_epoch(epoch, acc, time.time() - t0)
         if tracker.done:

@@ -48,8 +48,6 @@ from jcl.epochs import (  # noqa: F401  (Schedule, EpochPlan: re-exported)
     Schedule,
     check_schedule,
     epoch_plan,
-    load_records,
-    stack_records,
     train_epochs,
 )
 from jcl.errors import ConfigError
@@ -217,7 +215,7 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
     state = init(hp, keys, pretrained)
     R_init = evaluate_streamed(_evaluate_rows(learner), state, hp, test,
                                active, eval_chunk).astype(np.float32)
-    state, start, rec = load_records(ckpt_path, state)
+    state, start, rec = checkpoint.load_records(ckpt_path, state)
     if start and progress:
         progress(f'{label} resuming after task {start}/{num_tasks} from '
                  f'{ckpt_path}')
@@ -281,13 +279,13 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
         rec['seconds'].append(time.time() - t0)
         if ckpt_path:
             checkpoint.save(ckpt_path, state, tasks_done=t + 1,
-                            **stack_records(rec))
+                            **checkpoint.stack_records(rec))
         if progress:
             best = '' if track is None else f'  {track.line()}'
             progress(f'{label} task {t + 1}/{num_tasks}  {n} steps{best} '
                      f' avg acc {100 * acc[:, :t + 1].mean():.2f}%  '
                      f'{rec["seconds"][-1]:.1f}s')
-    out = stack_records(rec)
+    out = checkpoint.stack_records(rec)
     return RunResult(
         R=out.pop('R'), R_init=R_init, metrics={'loss': out.pop('loss')},
         seconds=out.pop('seconds'), state=state, extras=out)
