@@ -6,7 +6,11 @@ networks before each task (`--reinit`), on split MNIST Class-IL:
 * quantity: replayed samples per minibatch 1, 2, 4, ..., 256, every
   value a point of one vmapped grid (`--grid M.replay_size=...`,
   `--validation 0`: all points trained on the full data and scored on
-  the test set);
+  the test set). In one program every point draws the largest number
+  (256) and weighs the ones past its own by 0, which fills a GPU; on a
+  CPU, where vmap saves no arithmetic, `--quantity-runs` makes one run
+  per value instead, each drawing only its own samples (about half the
+  arithmetic over the nine points);
 * quality: the generator's hidden units per layer 10 ... 1000
   (`--gen-hidden H,H`: GR's VAE, BI-R's decoder), one run per size.
 
@@ -39,6 +43,8 @@ def parse():
     p.add_argument('--seeds', type=int, default=3)
     p.add_argument('--reinit', default='both', choices=('both', 'on', 'off'))
     p.add_argument('--parts', default='quantity,quality')
+    p.add_argument('--quantity-runs', action='store_true',
+                   help='one run per replay quantity (CPU), not one grid')
     p.add_argument('--out', required=True)
     p.add_argument('extra', nargs='*', help='arguments for jcl run')
     return p.parse_args()
@@ -70,7 +76,12 @@ def curves(args):
             flags = ['--reinit'] if reinit else []
             tag = f"{method}{'-reinit' if reinit else ''}"
             row = out.setdefault(label, {})
-            if 'quantity' in args.parts:
+            if 'quantity' in args.parts and args.quantity_runs:
+                row['quantity'] = {q: point(jcl_run(
+                    os.path.join(args.out, f'quantity-{tag}-{q}'), args,
+                    method, '--set', f'{method}.replay_size={q}',
+                    '--validation', '0', *flags)[method]) for q in QUANTITY}
+            elif 'quantity' in args.parts:
                 grid = ','.join(map(str, QUANTITY))
                 s = jcl_run(os.path.join(args.out, f'quantity-{tag}'), args,
                             method, '--grid',
@@ -125,7 +136,13 @@ def plot(report, path, title):
 def main():
     args = parse()
     os.makedirs(args.out, exist_ok=True)
-    report = curves(args)
+    try:
+        report = curves(args)
+    except subprocess.CalledProcessError as e:
+        print(f"bir_replay_curves: `jcl run` exited with {e.returncode} "
+              f"(its message is above): {' '.join(e.cmd[2:])}",
+              file=sys.stderr)
+        return 1
     with open(os.path.join(args.out, 'curves.json'), 'w') as f:
         json.dump(report, f, indent=1)
     plot(report, os.path.join(args.out, 'curves.png'),
