@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jcl import tree
+from jcl import banks, tree
 from jcl.data import TaskData
 from jcl.model import Model, trainable_labels, trainable_mask
 from jcl.optim import adam
@@ -60,6 +60,9 @@ class Learner(NamedTuple):
         network knows of earlier tasks comes from replay alone (the BI-R
         paper's Fig. 4); frozen leaves, model state (gates) and the
         method's state (the teacher) are kept.
+      bank_slices: train only the current task's row of the model's
+        per-task banks (:mod:`jcl.banks`): for methods whose losses see
+        the current task's examples alone; needs ``reset_optimizer``.
     """
 
     make_model: Callable
@@ -72,6 +75,7 @@ class Learner(NamedTuple):
     epochs: int | None = None
     augment: Callable | None = None
     reinit: bool = False
+    bank_slices: bool = False
 
 
 def task_steps(learner: Learner, width: int) -> int:
@@ -108,15 +112,26 @@ class _Parts(NamedTuple):
     method: object
     tx: optax.GradientTransformation
     mask: object
+    banked: object   # the banks trained by row (jcl.banks), or None
 
 
 def _parts(learner: Learner, hp, params, lr_scale=None) -> _Parts:
+    banks.check(learner)
     model = learner.make_model(hp)
     method = learner.make_method(hp, model)
     if lr_scale is not None:
         hp = {**hp, 'lr': hp['lr'] * lr_scale}
     tx = learner.make_optimizer(hp, trainable_labels(model, params))
-    return _Parts(model, method, tx, trainable_mask(model, params))
+    banked = (banks.banked_mask(model, params) if learner.bank_slices
+              else None)
+    return _Parts(model, method, tx, trainable_mask(model, params), banked)
+
+
+def _opt_init(parts: _Parts, params, task_id=0):
+    """A fresh optimiser state of the trainable leaves (of one task's
+    bank rows where banks are sliced)."""
+    trainable, _ = tree.partition(params, parts.mask)
+    return parts.tx.init(banks.take(trainable, parts.banked, task_id))
 
 
 def init_state(learner: Learner, hp, key, pretrained=None) -> CLState:
@@ -137,10 +152,9 @@ def init_state(learner: Learner, hp, key, pretrained=None) -> CLState:
         params = tree.overlay(params, pretrained['params'])
         model_state = tree.overlay(model_state, pretrained['model_state'])
     parts = _parts(learner, hp, params)
-    trainable, _ = tree.partition(params, parts.mask)
     mstate = parts.method.init(Snapshot(params, model_state),
                                TaskCtx(jnp.int32(0), k_method, None))
-    return CLState(params, model_state, parts.tx.init(trainable), mstate,
+    return CLState(params, model_state, _opt_init(parts, params), mstate,
                    jnp.zeros((), jnp.int32), k_run)
 
 
@@ -158,5 +172,5 @@ def begin_task(learner: Learner, state: CLState, hp, task_id=None) -> CLState:
         params = jax.tree.map(
             lambda old, new, train: jnp.where(keep, old, new) if train
             else old, state.params, fresh, parts.mask)
-    trainable, _ = tree.partition(params, parts.mask)
-    return state._replace(params=params, opt_state=parts.tx.init(trainable))
+    return state._replace(params=params,
+                          opt_state=_opt_init(parts, params))

@@ -15,6 +15,9 @@ are trained, the model state (BatchNorm statistics, fixed gates) is not;
 * ``main(params)``: the parameters of the learner proper, which
   regularisers (EWC, SI) act on by default (a classifier paired with a
   generator: the classifier's);
+* ``banked(params)`` (optional): a tree of bools like ``params``,
+  ``True`` at per-task banks, leaves with a leading task axis whose row
+  ``t`` only task ``t``'s examples use (see :mod:`jcl.banks`);
 * ``views``: further named pure functions a method may need, e.g.
   ``'taps'`` (:class:`jcl.fisher.DenseTaps`, EWC's fast Fisher) or
   ``'sample'`` (a generator's ``(params, model_state, key, n) -> x``).
@@ -70,6 +73,8 @@ class Model(NamedTuple):
       main: ``params -> subtree`` the regularisers' default target.
       views: ``{name: function}`` further views.
       name: a short description for messages.
+      banked: ``params -> tree of bool``, the per-task banks, or ``None``
+        (the model has none).
     """
 
     init: Callable
@@ -78,6 +83,7 @@ class Model(NamedTuple):
     main: Callable
     views: Mapping[str, Callable]
     name: str = 'model'
+    banked: Callable | None = None
 
 
 def one_group(params):
@@ -91,10 +97,11 @@ def whole(params):
 
 
 def make_model(*, init, apply, labels=one_group, main=whole, views=None,
-               name='model') -> Model:
+               name='model', banked=None) -> Model:
     """Builds a :class:`Model`, defaulting what most models share: one
-    optimiser group, no frozen leaves, every parameter the learner's."""
-    return Model(init, apply, labels, main, dict(views or {}), name)
+    optimiser group, no frozen leaves, every parameter the learner's, no
+    per-task banks."""
+    return Model(init, apply, labels, main, dict(views or {}), name, banked)
 
 
 def logits(model: Model, snap: Snapshot, x, task):

@@ -154,4 +154,5 @@ def build_learner(protocol: Protocol, spec: ProtocolSpec, parts: list, *,
                    prepare=protocol.prepare, num_steps=iters,
                    batch_size=batch, epochs=epochs, reinit=reinit,
                    reset_optimizer=spec.reset_optimizer or any(
-                       METHODS[p].reset_optimizer for p in parts))
+                       METHODS[p].reset_optimizer for p in parts),
+                   bank_slices=all(METHODS[p].one_bank for p in parts))

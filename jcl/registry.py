@@ -69,7 +69,7 @@ METHODS = {
                 'gr.replay_size': REPLAY_SIZE}),
     'separate': MethodSpec(
         model=ModelNeeds(separate=True), scenarios=('task',),
-        reset_optimizer=True),
+        reset_optimizer=True, one_bank=True),
     'rtf': MethodSpec(
         build=builders.rtf, model=ModelNeeds(generator='rtf'),
         defaults=lambda p, s, b: {'rtf.temperature': 2.0,
@@ -128,7 +128,7 @@ def _backbone_method(name, mode):
         build=builders.norm_penalty(name), model=ModelNeeds(backbone=mode),
         defaults=lambda p, s, b: {f'{name}.l2': 1e-5},
         checks={f'{name}.l2': NONNEG}, scenarios=('task',),
-        reset_optimizer=True)
+        reset_optimizer=True, one_bank=True)
 
 
 METHODS.update({
@@ -142,7 +142,7 @@ METHODS.update({
         build=builders.eft, model=ModelNeeds(backbone='eft'),
         defaults=lambda p, s, b: {'eft.l2': 1e-5, 'eft.train_base': 1.0},
         checks={'eft.l2': NONNEG, 'eft.train_base': SWITCH},
-        scenarios=('task',), reset_optimizer=True),
+        scenarios=('task',), reset_optimizer=True, one_bank=True),
 })
 
 GLOBAL_CHECKS = {'lr': POSITIVE}

@@ -89,6 +89,9 @@ class MethodSpec(NamedTuple):
         per run: settable with ``--set``, not a ``--grid`` axis).
       own_objective: brings its own objective on the current data (the
         cross-entropy member is left out).
+      one_bank: every loss sees the current task's examples alone, so
+        only the current task's row of a model's per-task banks trains
+        (a composition of such methods sets ``Learner.bank_slices``).
     """
 
     build: Callable = _nothing
@@ -100,6 +103,7 @@ class MethodSpec(NamedTuple):
     reset_optimizer: bool = False
     static: tuple = ()
     own_objective: bool = False
+    one_bank: bool = False
 
 
 NONNEG = (lambda v: v >= 0, 'must be >= 0')

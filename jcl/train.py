@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jcl import tree
+from jcl import banks, tree
 from jcl.data import TaskData, gather
 from jcl.evaluate import task_accuracies
 from jcl.learner import (  # noqa: F401  (Learner, init_state: re-exported)
@@ -68,9 +68,11 @@ def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
     loss term; the gradient is taken of the trainable leaves only; the
     method's gradient stage, the optimiser and the method's ``update``
     follow. ``params`` (any carry's parameters) fixes the trainable/frozen
-    split; ``lr_scale`` multiplies the learning rate (a schedule).
+    split; ``lr_scale`` multiplies the learning rate (a schedule). With
+    ``learner.bank_slices`` only row ``task_id`` of the model's banks is
+    differentiated and optimised (:mod:`jcl.banks`).
     """
-    model, method, tx, mask = _parts(learner, hp, params, lr_scale)
+    model, method, tx, mask, banked = _parts(learner, hp, params, lr_scale)
 
     def step(carry, raw, key):
         params, model_state, opt_state, mstate = carry
@@ -79,14 +81,19 @@ def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
             batch = batch._replace(x=learner.augment(
                 jax.random.fold_in(key, 0x6175), batch.x))
         ctx = TaskCtx(task_id, key, active)
-        trainable, frozen = tree.partition(params, mask)
+        whole, frozen = tree.partition(params, mask)
+        trainable = banks.take(whole, banked, task_id)
 
         def objective(part):
-            p = tree.merge(part, frozen)
+            p = tree.merge(banks.put(whole, part, banked, task_id), frozen)
             outputs, new_state = model.apply(p, model_state, batch.x,
                                              batch.task, train=True)
             terms, aux = method.loss(
                 mstate, Forward(p, model_state, batch, outputs, {}), ctx)
+            if banked is not None:   # a batch of another task: NaN losses
+                one = jnp.all(batch.task == task_id)
+                terms = {k: jnp.where(one, v, jnp.nan)
+                         for k, v in terms.items()}
             return sum(terms.values()), (terms, aux, outputs, new_state)
 
         (total, (terms, aux, outputs, new_state)), grads = \
@@ -96,8 +103,9 @@ def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
         if method.grads is not None:
             grads = method.grads(mstate, record, ctx)
         updates, opt_state = tx.update(grads, opt_state, trainable)
-        new_params = tree.merge(optax.apply_updates(trainable, updates),
-                                frozen)
+        new_params = tree.merge(banks.put(
+            whole, optax.apply_updates(trainable, updates), banked,
+            task_id), frozen)
         mstate = method.update(
             mstate, record._replace(new_params=new_params, grads=grads), ctx)
         return ((new_params, new_state, opt_state, mstate),

@@ -18,6 +18,7 @@ from jcl.learner import init_state
 from jcl.methods.norm_penalty import norm_penalty, safe_norm
 from jcl.models import backbone
 from jcl.models import torchvision_import as tvi
+from jcl.optim import sgd
 from jcl.train import train_task
 from jcl.types import Forward, TaskCtx
 
@@ -215,3 +216,29 @@ def test_eft_trains_the_base_on_the_first_task_only(proto):
         state, _, _ = step(state, jnp.int32(t))
         hashes.append(backbone.backbone_hash(state.params))
     assert hashes[1] != hashes[0] and hashes[2] == hashes[1]
+
+
+def test_separate_trains_one_bank_row_with_the_whole_banks_numbers(proto):
+    """``separate`` (a network per task) trains task 1's row alone
+    (jcl.banks): the same parameters as differentiating every task's copy
+    (compared under plain SGD: Adam turns rounding noise in near-zero
+    gradients into full-size steps), with one copy's Adam state."""
+    sliced = _learner(proto, 'separate', iters=2)
+    assert sliced.bank_slices
+    hp = {'lr': jnp.float32(1e-2)}
+    kernel = jax.eval_shape(lambda: _init(sliced, hp)).opt_state[0].mu[
+        'banks']['layer1_0']['conv1']['kernel']
+    assert kernel.shape == (3, 3, 64, 64)        # one task's copy
+    train = data_lib.to_device(proto.train)
+    test = data_lib.to_device(proto.test)
+    out = {}
+    for name, slices in (('sliced', True), ('whole', False)):
+        learner = sliced._replace(bank_slices=slices, make_optimizer=sgd)
+        out[name], _, _ = jax.jit(lambda s, lr=learner: train_task(
+            lr, s, hp, train, test, jnp.asarray(proto.active),
+            jnp.int32(1)))(_init(learner, hp))
+    for name, a, b in zip(tree.leaf_names(out['whole'].params),
+                          jax.tree.leaves(out['sliced'].params),
+                          jax.tree.leaves(out['whole'].params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6,
+                                   err_msg=name)

@@ -123,8 +123,12 @@ def resnet_model(*, depth: int = 18, stem: str = 'imagenet',
             return FROZEN
         return jax.tree_util.tree_map_with_path(group, params)
 
+    def banked(params):
+        return {'params': jax.tree.map(lambda _: False, params['params']),
+                'banks': jax.tree.map(lambda _: True, params['banks'])}
+
     return make_model(init=init, apply=apply, labels=labels,
-                      name=f'resnet{depth} ({mode})')
+                      name=f'resnet{depth} ({mode})', banked=banked)
 
 
 def bank_part(params, task_id):
