@@ -127,11 +127,12 @@ def _parts(learner: Learner, hp, params, lr_scale=None) -> _Parts:
     return _Parts(model, method, tx, trainable_mask(model, params), banked)
 
 
-def _opt_init(parts: _Parts, params, task_id=0):
-    """A fresh optimiser state of the trainable leaves (of one task's
-    bank rows where banks are sliced)."""
+def _opt_init(parts: _Parts, params):
+    """A fresh optimiser state of the trainable leaves (of one bank row
+    where banks are sliced: every row has the same shape, row 0 is
+    taken)."""
     trainable, _ = tree.partition(params, parts.mask)
-    return parts.tx.init(banks.take(trainable, parts.banked, task_id))
+    return parts.tx.init(banks.take(trainable, parts.banked, 0))
 
 
 def init_state(learner: Learner, hp, key, pretrained=None) -> CLState:
