@@ -164,7 +164,8 @@ def eft(ctx, hp):
     from jcl.methods.norm_penalty import first_task_only
     from jcl.methods.norm_penalty import norm_penalty as penalty
     return Members(other=[
-        ('eft', penalty(ctx.model.labels, strength=hp['eft.l2'])),
+        ('eft', penalty(ctx.model.labels, ctx.model.banked,
+                        strength=hp['eft.l2'])),
         ('eft_base', first_task_only('params', hp['eft.train_base']))])
 
 
@@ -173,6 +174,6 @@ def norm_penalty(name):
     tensors, the current task's banks only."""
     def build(ctx, hp):
         from jcl.methods.norm_penalty import norm_penalty as penalty
-        return Members(other=[(name, penalty(ctx.model.labels,
-                                             strength=hp[f'{name}.l2']))])
+        return Members(other=[(name, penalty(
+            ctx.model.labels, ctx.model.banked, strength=hp[f'{name}.l2']))])
     return build

@@ -148,7 +148,10 @@ def test_norm_penalty_by_hand():
     def labels(p):
         return {'params': {'w': 'params', 'f': 'frozen'},
                 'banks': {'k': 'params', 'z': 'params'}}
-    m = norm_penalty(labels, strength=0.1)
+    def banked(p):
+        return {'params': {'w': False, 'f': False},
+                'banks': {'k': True, 'z': True}}
+    m = norm_penalty(labels, banked, strength=0.1)
 
     def value(p, t):
         ctx = TaskCtx(jnp.int32(t), None, None)
@@ -160,6 +163,25 @@ def test_norm_penalty_by_hand():
     assert np.array_equal(np.asarray(g['banks']['k'])[0], [0.0, 0.0])
     np.testing.assert_allclose(g['params']['w'], 0.1 * np.array([.6, .8]))
     assert float(safe_norm(jnp.zeros(3))) == 0.0
+
+
+def test_norm_penalty_finds_banks_by_the_models_mask_not_a_name():
+    # a bank under any name counts by its row; without a mask, whole
+    params = {'a': {'bank': jnp.array([[3.0, 4.0], [0.0, 1.0]])},
+              'banks': {'w': jnp.array([1.0, 0.0])}}
+
+    def labels(p):
+        return {'a': {'bank': 'params'}, 'banks': {'w': 'params'}}
+
+    def banked(p):
+        return {'a': {'bank': True}, 'banks': {'w': False}}
+    ctx = TaskCtx(jnp.int32(0), None, None)
+    fwd = Forward(params, {}, None, {}, {})
+    by_row = norm_penalty(labels, banked, strength=1.0)
+    assert np.isclose(float(by_row.loss((), fwd, ctx)[0]['l2']), 5.0 + 1.0)
+    whole = norm_penalty(labels, strength=1.0)
+    assert np.isclose(float(whole.loss((), fwd, ctx)[0]['l2']),
+                      np.sqrt(26.0) + 1.0)
 
 
 def test_pretrained_weights_reach_every_bank(proto):
