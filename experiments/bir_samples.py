@@ -10,6 +10,12 @@ Usage::
 
     python experiments/bir_samples.py --method bir --out runs/bir-samples
     python experiments/bir_samples.py --method gr --iters 500 --out runs/gr
+    python experiments/bir_samples.py --method gr --gen-hidden 10,10 \
+        --out runs/gr10
+
+(``--gen-hidden 10,10`` / ``100,100`` / ``1000,1000`` with ``--method gr``
+gives the BI-R paper's Fig. 4c: what a small, a middle and a large VAE
+replay.)
 
 Writes ``samples-task{t}.png`` and ``samples.png`` (all tasks side by
 side) in --out.
@@ -30,6 +36,8 @@ def parse():
     p.add_argument('--scenario', default='class')
     p.add_argument('--method', default='bir')
     p.add_argument('--iters', type=int, default=None)
+    p.add_argument('--gen-hidden', default=None, metavar='H1,H2,...',
+                   help="the generator's hidden units (as `jcl run`)")
     p.add_argument('--per-class', type=int, default=8)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', required=True)
@@ -46,10 +54,13 @@ def save_grid(images, path, side=28):
     plt.imsave(path, grid, cmap='gray', vmin=0, vmax=1)
 
 
-def each_task(protocol, scenario, method, iters=None, seed=0):
+def each_task(protocol, scenario, method, iters=None, seed=0,
+              gen_hidden=None):
     """Trains ``method`` (one seed) task by task; yields ``(t, proto,
     model, hp, state, acc)`` after each task, ``state`` the seed's carry
-    and ``acc`` its accuracies on every task's test set."""
+    and ``acc`` its accuracies on every task's test set. ``gen_hidden``:
+    the generator's hidden units (a tuple), or ``None`` for the
+    protocol's."""
     from jcl import catalog, recipes, registry
     from jcl import data as data_lib
     from jcl.sweep import compile_run
@@ -60,7 +71,7 @@ def each_task(protocol, scenario, method, iters=None, seed=0):
                                   scenario=scenario, batch=spec.batch)
     learner = recipes.build_learner(
         proto, spec, parts, hidden=spec.hidden, iters=iters or spec.iters,
-        batch=spec.batch, static_max=hp)
+        batch=spec.batch, static_max=hp, gen_hidden=gen_hidden)
     hpa = {k: jnp.full((1,), v, jnp.float32) for k, v in hp.items()}
     init, task, _ = compile_run(learner)
     state = init(hpa, jax.random.PRNGKey(seed)[None])
@@ -78,10 +89,12 @@ def main():
     from jcl import quality
     args = parse()
     os.makedirs(args.out, exist_ok=True)
+    gen_hidden = (None if args.gen_hidden is None else
+                  tuple(int(h) for h in args.gen_hidden.split(',')))
     grids = []
     for t, proto, model, hp, one, acc in each_task(
             args.protocol, args.scenario, args.method, args.iters,
-            args.seed):
+            args.seed, gen_hidden):
         side = int(round(np.sqrt(proto.input_shape[0])))
         classes = np.flatnonzero(np.asarray(proto.active)[t, t])
         task_gates = hp.get('bir.task_gates', 0) > 0
