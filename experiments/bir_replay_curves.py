@@ -146,7 +146,8 @@ def main():
     with open(os.path.join(args.out, 'curves.json'), 'w') as f:
         json.dump(report, f, indent=1)
     plot(report, os.path.join(args.out, 'curves.png'),
-         f'{args.protocol}, {args.scenario}-incremental, {args.seeds} seeds')
+         f'{args.protocol}, {args.scenario}-incremental, {args.seeds} '
+         f"seed{'s' if args.seeds != 1 else ''}")
     for label, r in report.items():
         for part, pts in r.items():
             print(f'{label:12s} {part:9s} ' + '  '.join(
