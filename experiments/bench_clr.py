@@ -38,13 +38,14 @@ def bench_jcl(size, batch, steps, warmup, conv_impl=None, dw_impl=None,
     import jax
     import jax.numpy as jnp
 
-    from jcl import combine, protocols
-    from jcl.learner import Learner, init_state
-    from jcl.methods.norm_penalty import norm_penalty
-    from jcl.methods.supervised import supervised
+    from jcl.core import combine
+    from jcl.core.records import Batch
+    from jcl.methods.objective import supervised
+    from jcl.methods.weight_penalty import norm_penalty
     from jcl.models.backbone import resnet_model
-    from jcl.train import train_chunk
-    from jcl.types import Batch
+    from jcl.tasks import protocols
+    from jcl.training.learner import Learner, init_state
+    from jcl.training.task import train_chunk
 
     def make_model(hp):
         return resnet_model(depth=18, stem='imagenet', num_tasks=banks,

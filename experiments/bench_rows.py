@@ -2,7 +2,7 @@
 
 For each method and each number of vmapped seeds, trains split MNIST
 Class-IL (the paper's network, batch 128) through all five tasks with the
-rows split over every local device (``jcl.sweep.mesh_for``), and reports
+rows split over every local device (``jcl.sweep.rows.mesh_for``), and reports
 the compile time apart from the training time:
 
     rows/s = seeds / (time of the five compiled task calls: training
@@ -28,9 +28,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import catalog, recipes, registry
-from jcl import data as data_lib
-from jcl.sweep import compile_run, mesh_for, padded_rows, place
+from jcl.core import taskdata as data_lib
+from jcl.methods import catalog as method_catalog
+from jcl.methods.assemble import build_learner
+from jcl.sweep.rows import compile_run, mesh_for, padded_rows, place
+from jcl.tasks import catalog
 
 
 def parse(argv=None):
@@ -46,9 +48,9 @@ def parse(argv=None):
 
 
 def bench(proto, method, seeds, iters, mesh):
-    parts = registry.parse_method(method)
-    hp = registry.default_hparams(parts, lr=1e-3)
-    learner = recipes.build_learner(
+    parts = method_catalog.parse(method)
+    hp = method_catalog.default_hparams(parts, lr=1e-3)
+    learner = build_learner(
         proto, catalog.protocol_spec('split-mnist'), parts,
         hidden=(400, 400), iters=iters, batch=128, static_max=hp)
     rows = padded_rows(seeds, mesh)

@@ -41,9 +41,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jcl import catalog, recipes, registry  # noqa: E402
-from jcl import data as data_lib  # noqa: E402
-from jcl.sweep import compile_run  # noqa: E402
+from jcl.core import taskdata as data_lib  # noqa: E402
+from jcl.methods import catalog as method_catalog  # noqa: E402
+from jcl.methods.assemble import build_learner  # noqa: E402
+from jcl.sweep.rows import compile_run  # noqa: E402
+from jcl.tasks import catalog  # noqa: E402
 
 
 def matmul_rate():
@@ -76,8 +78,8 @@ def mlp_flops(batch, dims):
 
 
 def bench(proto, parts, seeds, iters):
-    hp = registry.default_hparams(parts, lr=1e-3)
-    learner = recipes.build_learner(
+    hp = method_catalog.default_hparams(parts, lr=1e-3)
+    learner = build_learner(
         proto, catalog.protocol_spec('split-mnist'), parts,
         hidden=(400, 400), iters=iters, batch=128, static_max=hp)
     hp = {k: jnp.full((seeds,), v, jnp.float32) for k, v in hp.items()}
@@ -121,7 +123,7 @@ def main():
     rate, rates = matmul_rate()
     mlp_rate = max(rates[:3])
     proto = catalog.load_protocol('split-mnist', ARGS.scenario)
-    parts = registry.parse_method(ARGS.method)
+    parts = method_catalog.parse(ARGS.method)
     flops = mlp_flops(128, [784, 400, 400, proto.num_outputs])
     floor_ms = flops / (rate * 1e9) * 1e3
     mlp_floor_ms = flops / (mlp_rate * 1e9) * 1e3

@@ -48,23 +48,25 @@ pin(ARGS.threads)  # before jax is imported
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from jcl import catalog, recipes, registry  # noqa: E402
-from jcl import data as data_lib  # noqa: E402
-from jcl.sweep import compile_run  # noqa: E402
+from jcl.core import taskdata as data_lib  # noqa: E402
+from jcl.methods import catalog as method_catalog  # noqa: E402
+from jcl.methods.assemble import build_learner  # noqa: E402
+from jcl.sweep.rows import compile_run  # noqa: E402
+from jcl.tasks import catalog  # noqa: E402
 
 
 def main():
     spec = catalog.protocol_spec(ARGS.protocol)
     proto = catalog.load_protocol(ARGS.protocol, ARGS.scenario,
                                   num_tasks=ARGS.permutations)
-    parts = registry.parse_method(ARGS.method)
+    parts = method_catalog.parse(ARGS.method)
     batch = ARGS.batch or spec.batch
     hidden = (tuple(int(h) for h in ARGS.hidden.split(','))
               if ARGS.hidden else spec.hidden)
-    hp = registry.default_hparams(parts, lr=ARGS.lr or spec.lr,
+    hp = method_catalog.default_hparams(parts, lr=ARGS.lr or spec.lr,
                                   protocol=ARGS.protocol,
                                   scenario=ARGS.scenario, batch=batch)
-    learner = recipes.build_learner(proto, spec, parts, hidden=hidden,
+    learner = build_learner(proto, spec, parts, hidden=hidden,
                                     iters=ARGS.iters, batch=batch,
                                     static_max=hp)
     hpa = {k: jnp.full((ARGS.seeds,), v, jnp.float32) for k, v in hp.items()}

@@ -61,15 +61,17 @@ def each_task(protocol, scenario, method, iters=None, seed=0,
     and ``acc`` its accuracies on every task's test set. ``gen_hidden``:
     the generator's hidden units (a tuple), or ``None`` for the
     protocol's."""
-    from jcl import catalog, recipes, registry
-    from jcl import data as data_lib
-    from jcl.sweep import compile_run
+    from jcl.core import taskdata as data_lib
+    from jcl.methods import catalog as method_catalog
+    from jcl.methods.assemble import build_learner
+    from jcl.sweep.rows import compile_run
+    from jcl.tasks import catalog
     spec = catalog.protocol_spec(protocol)
     proto = catalog.load_protocol(protocol, scenario)
-    parts = registry.parse_method(method)
-    hp = registry.default_hparams(parts, lr=spec.lr, protocol=protocol,
+    parts = method_catalog.parse(method)
+    hp = method_catalog.default_hparams(parts, lr=spec.lr, protocol=protocol,
                                   scenario=scenario, batch=spec.batch)
-    learner = recipes.build_learner(
+    learner = build_learner(
         proto, spec, parts, hidden=spec.hidden, iters=iters or spec.iters,
         batch=spec.batch, static_max=hp, gen_hidden=gen_hidden)
     hpa = {k: jnp.full((1,), v, jnp.float32) for k, v in hp.items()}
@@ -86,7 +88,7 @@ def each_task(protocol, scenario, method, iters=None, seed=0,
 
 
 def main():
-    from jcl import quality
+    from jcl.analysis import quality
     args = parse()
     os.makedirs(args.out, exist_ok=True)
     gen_hidden = (None if args.gen_hidden is None else

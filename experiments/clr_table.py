@@ -29,11 +29,12 @@ def per_task_parameters(cfg, method):
     stored per task)."""
     import jax
 
-    from jcl import catalog, registry
     from jcl.models.backbone import resnet_model
+    from jcl.tasks import catalog
     spec = catalog.protocol_spec(cfg['protocol'])
-    needs = registry.model_needs(registry.parse_method(method))
-    mode = 'separate' if needs.separate else needs.backbone or 'finetune'
+    from jcl.methods.backbone_methods import MODE
+    mode = MODE.get(method, 'separate' if method == 'separate'
+                    else 'finetune')
     tasks = cfg['num_tasks']
     width = spec.num_classes if spec.dataset != 'offline' else 10
 

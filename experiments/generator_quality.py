@@ -113,7 +113,7 @@ def f_beta(precision, recall, beta):
 
 def measure(args, embed, arrays, t, proto, model, hp, one):
     """The metrics of one trained model after task ``t``."""
-    from jcl import quality
+    from jcl.analysis import quality
     seen = np.flatnonzero(np.asarray(proto.active)[t, t])
     originals = np.asarray(proto.task_classes).reshape(-1)[seen]
     task_gates = hp.get('bir.task_gates', 0) > 0
@@ -196,7 +196,7 @@ def plot(report, path):
 
 
 def main():
-    from jcl import catalog
+    from jcl.tasks import catalog
     args = parse()
     os.makedirs(args.out, exist_ok=True)
     spec = catalog.protocol_spec(args.protocol)

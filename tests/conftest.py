@@ -14,7 +14,7 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from jcl import protocols  # noqa: E402
+from jcl.tasks import protocols  # noqa: E402
 
 
 def synthetic_arrays(n_train=600, n_test=200, classes=10, seed=0):

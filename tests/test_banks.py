@@ -1,4 +1,4 @@
-"""Training one task's bank rows (jcl.banks): the same numbers as the
+"""Training one task's bank rows (jcl.training.banks): the same numbers as the
 whole-bank step, a slice-sized optimiser state, other rows untouched, a
 batch of another task refused loudly (NaN loss), and the optimiser reset
 it needs."""
@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import banks
-from jcl.errors import ConfigError
-from jcl.learner import Learner, init_state
+from jcl.core.errors import ConfigError
+from jcl.core.model import make_model
+from jcl.core.records import Batch
 from jcl.methods import supervised
-from jcl.model import make_model
-from jcl.train import train_chunk
-from jcl.types import Batch
+from jcl.training import banks
+from jcl.training.learner import Learner, init_state
+from jcl.training.task import train_chunk
 
 T, D, C = 3, 5, 4
 

@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import buffers, protocols
-from jcl.types import Batch
+from jcl.core.records import Batch
+from jcl.methods import buffers
+from jcl.tasks import protocols
 
 
 def stream_of(n, start=0):

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import checkpoint
-from jcl.errors import DataError
-from jcl.types import Snapshot
+from jcl.core.errors import DataError
+from jcl.core.records import Snapshot
+from jcl.training import checkpoint
 
 SCRIPT = os.path.join(os.path.dirname(__file__), 'scripts',
                       'bn_sequence.py')

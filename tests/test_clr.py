@@ -11,16 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import catalog, recipes, sequences, tree
-from jcl import data as data_lib
-from jcl.errors import ConfigError
-from jcl.learner import init_state
-from jcl.methods.norm_penalty import norm_penalty, safe_norm
+from jcl.core import taskdata as data_lib
+from jcl.core import tree
+from jcl.core.errors import ConfigError
+from jcl.core.records import Forward, TaskCtx
+from jcl.methods.assemble import build_learner
+from jcl.methods.weight_penalty import norm_penalty, safe_norm
 from jcl.models import backbone
 from jcl.models import torchvision_import as tvi
-from jcl.optim import sgd
-from jcl.train import train_task
-from jcl.types import Forward, TaskCtx
+from jcl.tasks import catalog, sequences
+from jcl.training.learner import init_state
+from jcl.training.optim import sgd
+from jcl.training.task import train_task
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'models'))
 import seeded_resnet  # noqa: E402
@@ -77,7 +79,7 @@ def _init(learner, hp, pretrained=None):
 
 def _learner(proto, method, iters=6):
     spec = catalog.protocol_spec('offline-sequence')
-    return recipes.build_learner(proto, spec, [method], hidden=(),
+    return build_learner(proto, spec, [method], hidden=(),
                                  iters=iters, batch=8)
 
 
@@ -205,16 +207,16 @@ def test_pretrained_weights_reach_every_bank(proto):
 
 def test_backbone_methods_need_a_backbone_protocol():
     pool = _source(1)
-    from jcl import protocols
+    from jcl.tasks import protocols
     mlp = protocols.class_split('split-mnist', pool, 'task',
                                 classes_per_task=2)
     with pytest.raises(ConfigError, match='offline-sequence'):
-        recipes.build_learner(mlp, catalog.protocol_spec('split-mnist'),
+        build_learner(mlp, catalog.protocol_spec('split-mnist'),
                               ['clr'], hidden=(8,), iters=1,
                               batch=2).make_model({})
     with pytest.raises(ConfigError, match='one way only'):
-        from jcl.registry import model_needs
-        model_needs(['clr', 'sgd-ll'])
+        from jcl.methods.catalog import check_models
+        check_models(['clr', 'sgd-ll'])
 
 
 def test_small_classes_still_get_a_validation_split():
@@ -242,7 +244,8 @@ def test_eft_trains_the_base_on_the_first_task_only(proto):
 
 def test_separate_trains_one_bank_row_with_the_whole_banks_numbers(proto):
     """``separate`` (a network per task) trains task 1's row alone
-    (jcl.banks): the same parameters as differentiating every task's copy
+    (jcl.training.banks): the same parameters as differentiating every
+    task's copy
     (compared under plain SGD: Adam turns rounding noise in near-zero
     gradients into full-size steps), with one copy's Adam state."""
     sliced = _learner(proto, 'separate', iters=2)

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import combine
-from jcl.method import identity, make_method
-from jcl.types import Batch, Forward, Snapshot, Step, TaskCtx, TaskEnd
+from jcl.core import combine
+from jcl.core.method import identity, make_method
+from jcl.core.records import Batch, Forward, Snapshot, Step, TaskCtx, TaskEnd
 
 
 def quad(target, name='q'):

@@ -2,9 +2,9 @@ import jax
 import numpy as np
 import pytest
 
-from jcl import data as data_lib
-from jcl import protocols
-from jcl.errors import ConfigError
+from jcl.core import taskdata as data_lib
+from jcl.core.errors import ConfigError
+from jcl.tasks import protocols
 
 
 def test_split_tables_hold_each_tasks_classes(arrays, scenario):
@@ -117,7 +117,7 @@ NMI_ORDERS = {
 
 @pytest.mark.parametrize('seed', sorted(NMI_ORDERS))
 def test_shuffled_order_is_the_nmi_codes(arrays, seed):
-    from jcl import catalog
+    from jcl.tasks import catalog
     order = catalog.class_order('split-mnist', 'shuffled', seed)
     assert order.reshape(5, 2).tolist() == NMI_ORDERS[seed]
     proto = protocols.class_split('s', arrays, 'class', class_order=order)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from jcl import evaluate
+from jcl.analysis import evaluate
 
 R = np.array([[0.9, 0.1, 0.0],
               [0.5, 0.8, 0.2],

@@ -6,11 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from jcl import cli, protocols
-from jcl import data as data_lib
+from jcl import cli
 from jcl.cli.args import parse_grid
-from jcl.cli.config import grid_points
-from jcl.errors import ConfigError
+from jcl.core import taskdata as data_lib
+from jcl.core.errors import ConfigError
+from jcl.sweep.grid import grid_points
+from jcl.tasks import protocols
 
 
 def test_holdout_is_disjoint_and_covers_each_task(arrays):

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import losses
+from jcl.core import losses
 
 
 def test_masked_cross_entropy_is_softmax_over_active_units():

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import jcl
-from jcl import data as data_lib
-from jcl import protocols
-from jcl.method import stream
+from jcl.core import taskdata as data_lib
+from jcl.core.method import member_key
 from jcl.methods import supervised
 from jcl.models import mlp_classifier
+from jcl.tasks import protocols
 
 
 class Reservoir(NamedTuple):
@@ -32,7 +32,7 @@ def reservoir(size: int, shape: tuple, dtype=jnp.uint8) -> jcl.Method:
                          jnp.zeros(size, jnp.int32), jnp.int32(0))
 
     def update(buf, step, ctx):
-        key = stream(ctx, 'reservoir')
+        key = member_key(ctx, 'reservoir')
 
         def offer(buf, i):
             n = buf.seen + 1

@@ -4,10 +4,16 @@ import json
 
 import numpy as np
 
-from jcl import catalog, cli, recipes, registry
+from jcl import cli
+from jcl.methods import catalog as method_catalog
+from jcl.methods.assemble import build_learner
+from jcl.tasks import catalog
 
 
 def test_compositions_run_end_to_end(tmp_path, capsys):
+    """Each part of a composition does its work: the loss curves show the
+    replay and the penalty switch on after the first task, XdG's value
+    reaches the model, and separate networks forget nothing at all."""
     out = tmp_path / 'm'
     code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
                      'task', '--method', 'ewc+xdg,gr-distill+si,separate',
@@ -19,12 +25,21 @@ def test_compositions_run_end_to_end(tmp_path, capsys):
     assert summary['ewc+xdg']['hp']['ewc.lambda'] == 100.0
     assert summary['ewc+xdg']['hp']['xdg.proportion'] == 0.9
     with np.load(out / 'results.npz') as f:
-        terms = {k.split('/loss/')[1] for k in f
+        terms = {k.split('/loss/')[1]: f[k] for k in f
                  if k.startswith('gr-distill+si/loss/')}
-    assert terms == {'loss', 'ce/loss', 'generator/loss', 'si/penalty',
-                     'gr-distill/replay', 'gr-distill/generator'}
-    for run in summary.values():  # 15 steps per task learn Task-IL
-        assert min(run['avg_acc']) > 0.85, run['avg_acc']
+        ewc = f['ewc+xdg/loss/ewc/penalty']
+    assert set(terms) == {'loss', 'ce/loss', 'gr-distill/generator/loss',
+                          'si/penalty', 'gr-distill/replay/replay',
+                          'gr-distill/replay/generator'}
+    # [seeds, tasks, steps]: nothing to replay or keep on task 1, then
+    # every step of every later task has a replay and a penalty term
+    for name in ('gr-distill/replay/replay', 'si/penalty'):
+        assert (terms[name][:, 0] == 0).all(), name
+        assert (terms[name][:, 1:, 1:] > 0).all(), name
+    assert (ewc[:, 0] == 0).all() and (ewc[:, 1:, 1:] > 0).all()
+    R = np.asarray(summary['separate']['R'])[0]
+    for j in range(5):              # a network per task: nothing forgotten
+        assert (R[j:, j] == R[j, j]).all(), R
 
 
 def test_task_il_only_methods_are_refused_elsewhere(tmp_path, capsys):
@@ -39,16 +54,16 @@ def test_task_il_only_methods_are_refused_elsewhere(tmp_path, capsys):
 
 
 def test_defaults_follow_protocol_and_scenario():
-    d = registry.default_hparams(['ewc', 'si'], lr=1e-3,
+    d = method_catalog.default_hparams(['ewc', 'si'], lr=1e-3,
                                 protocol='split-mnist', scenario='domain')
     assert d['ewc.lambda'] == 1e10 and d['si.c'] == 5e4
-    d = registry.default_hparams(['ewc'], lr=1e-4,
+    d = method_catalog.default_hparams(['ewc'], lr=1e-4,
                                 protocol='permuted-mnist', scenario='domain')
     assert d['ewc.lambda'] == 100.0
     # LwF: sum over classes, but the mean on permuted MNIST (2018 code)
     for proto, want in (('split-mnist', 0.0), ('permuted-mnist', 1.0),
                         ('split-fashion-mnist', 0.0)):
-        d = registry.default_hparams(['lwf'], lr=1e-3, protocol=proto,
+        d = method_catalog.default_hparams(['lwf'], lr=1e-3, protocol=proto,
                                     scenario='domain')
         assert d['lwf.class_mean'] == want and d['lwf.temperature'] == 2.0
 
@@ -66,7 +81,7 @@ def test_replay_size_is_a_grid_axis(tmp_path, capsys):
     grid = json.loads((out / 'grid.json').read_text())
     sizes = [p['hp']['gr.replay_size'] for p in grid['gr']['points']]
     assert sorted(sizes) == [4.0, 16.0]
-    d = registry.default_hparams(['gr'], lr=1e-3, batch=64)
+    d = method_catalog.default_hparams(['gr'], lr=1e-3, batch=64)
     assert d['gr.replay_size'] == 64.0
     for bad in ('0', '2.5'):
         code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
@@ -78,11 +93,11 @@ def test_replay_size_is_a_grid_axis(tmp_path, capsys):
 
 
 def test_fisher_samples_is_a_per_run_setting(tmp_path, capsys):
-    d = registry.default_hparams(['ewc', 'online-ewc'], lr=1e-4,
+    d = method_catalog.default_hparams(['ewc', 'online-ewc'], lr=1e-4,
                                 protocol='permuted-mnist', scenario='domain')
     assert d['ewc.fisher_samples'] == 1000.0
     assert d['online-ewc.fisher_samples'] == 1000.0
-    d = registry.default_hparams(['ewc'], lr=1e-3, protocol='split-mnist',
+    d = method_catalog.default_hparams(['ewc'], lr=1e-3, protocol='split-mnist',
                                 scenario='class')
     assert d['ewc.fisher_samples'] == 0.0  # the whole task
     code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
@@ -99,24 +114,33 @@ def test_fisher_samples_is_a_per_run_setting(tmp_path, capsys):
 
 
 def test_fisher_samples_reach_the_method(monkeypatch):
+    """``ewc.fisher_samples`` (a shape: the largest over the rows) is what
+    the Fisher of the built method draws, 0 meaning the whole task."""
     import importlib
-    ewc_lib = importlib.import_module('jcl.methods.ewc')
+
+    from jcl.core import tree
+    from jcl.core.records import Snapshot, TaskEnd
+    ewc_lib = importlib.import_module(
+        'jcl.methods.elastic_weight_consolidation')
     seen = []
-    real = ewc_lib.ewc
 
-    def spy(*args, **kwargs):
-        seen.append(kwargs['fisher_samples'])
-        return real(*args, **kwargs)
+    def spy(model, end, ctx, *, select, samples, **kw):
+        seen.append(samples)
+        return tree.zeros_like(select(end.params))
 
-    monkeypatch.setattr(ewc_lib, 'ewc', spy)
+    monkeypatch.setattr(ewc_lib, 'fisher_diagonal', spy)
     proto = catalog.load_protocol('split-mnist', 'class')
     spec = catalog.protocol_spec('split-mnist')
     for static, want in (({'ewc.fisher_samples': 300.0}, 300),
                          ({'ewc.fisher_samples': 0.0}, None), ({}, None)):
-        learner = recipes.build_learner(proto, spec, ['ewc'], hidden=(8,),
-                                        iters=1, batch=4, static_max=static)
+        learner = build_learner(proto, spec, ['ewc'], hidden=(8,),
+                                iters=1, batch=4, static_max=static)
         hp = {'ewc.lambda': 1.0, 'lr': 1e-3}
-        learner.make_method(hp, learner.make_model(hp))
+        model = learner.make_model(hp)
+        method = learner.make_method(hp, model)
+        snap = Snapshot(*model.init(__import__('jax').random.PRNGKey(0)))
+        state = method.init(snap, None)
+        method.consolidate(state, TaskEnd(snap.params, {}, None, None), None)
         assert seen[-1] == want
 
 

@@ -11,8 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from jcl import cli, pretrain
-from jcl.errors import DataError
+from jcl import cli
+from jcl.core.errors import DataError
+from jcl.weights import front_end as pretrain
 
 
 def _rows(x):
@@ -106,7 +107,9 @@ def test_pretrain_then_learn_cifar100_on_frozen_features(tmp_path, data_dir,
 
 
 def test_feature_protocols_reconstruct_with_the_squared_error():
-    from jcl import catalog, protocols, recipes, registry
+    from jcl.methods import catalog as method_catalog
+    from jcl.methods.assemble import build_learner
+    from jcl.tasks import catalog, protocols
     rng = np.random.default_rng(0)
     arrays = {'train_x': rng.normal(size=(40, 6)).astype(np.float32) * 3,
               'train_y': np.repeat(np.arange(10), 4),
@@ -120,12 +123,11 @@ def test_feature_protocols_reconstruct_with_the_squared_error():
         'class')
     assert pix.inputs == 'pixels'
     for method in ('bir', 'gr'):
-        parts = registry.parse_method(method)
-        hp = registry.default_hparams(parts, lr=1e-3)
-        needs = registry.model_needs(parts, hp)
-        model = recipes.build_model(
-            proto, catalog.protocol_spec('split-cifar100'), needs, hp,
-            hidden=(8,))
+        parts = method_catalog.parse(method)
+        hp = method_catalog.default_hparams(parts, lr=1e-3)
+        model = build_learner(
+            proto, catalog.protocol_spec('split-cifar100'), parts,
+            hidden=(8,), iters=1, batch=4).make_model(hp)
         recon = model.views['reconstruction']
         out, x = np.array([[1.0, -2.0]]), np.array([[3.0, 1.0]])
         np.testing.assert_allclose(recon(out, x), [0.5 * (4 + 9)])
@@ -180,7 +182,7 @@ def resnet_run(letters, tmp_path_factory):
 def test_resnet_pretrain_saves_a_torchvision_state_dict(resnet_run,
                                                         letters):
     from jcl.models import torchvision_import as tvi
-    from jcl.statedict import load_state_dict
+    from jcl.weights.statedict import load_state_dict
     code, out, lines = resnet_run
     assert code == 0
     assert 'test accuracy' in lines[-1] and str(out) in lines[-1]

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import quality
-from jcl.model import make_model
+from jcl.analysis import quality
+from jcl.core.model import make_model
 
 
 def test_inception_score_bounds():

@@ -27,7 +27,9 @@ def recorded(quantity_runs, tmp_path):
     return mod, mod.curves(args), calls
 
 
-def test_the_quantity_grid_is_one_vmapped_run(tmp_path):
+def test_the_quantity_grid_is_one_command_with_a_grid(tmp_path):
+    """One ``jcl run --grid`` (whose points share one vmapped program:
+    tests/test_sweep.py), not one run per quantity."""
     mod, report, calls = recorded(False, tmp_path)
     assert len(calls) == 1
     name, method, flags = calls[0]

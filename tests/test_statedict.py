@@ -1,4 +1,5 @@
-"""Tests for jcl.statedict: torch zip archives, safetensors and .npz files.
+"""Tests for jcl.weights.statedict: torch zip archives, safetensors and
+.npz files.
 
 The ``.pth`` fixtures were written by torch 2.13 with
 ``tests/fixtures/make_statedict_fixtures.py`` (run by hand); the expected
@@ -16,8 +17,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from jcl.errors import DataError
-from jcl.statedict import load_state_dict
+from jcl.core.errors import DataError
+from jcl.weights.statedict import load_state_dict
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 

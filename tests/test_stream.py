@@ -10,15 +10,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import data as data_lib
-from jcl import protocols, stream
-from jcl import train as train_lib
-from jcl.errors import ConfigError
-from jcl.evaluate import task_accuracies
-from jcl.method import make_method
+from jcl.analysis.evaluate import task_accuracies
+from jcl.core import taskdata as data_lib
+from jcl.core.errors import ConfigError
+from jcl.core.method import make_method
+from jcl.core.records import Batch
 from jcl.methods import si, supervised
 from jcl.models import conv_classifier, mlp_classifier
-from jcl.types import Batch
+from jcl.sweep import streamed as stream
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
+from jcl.training import task as train_lib
 
 
 def image_protocol(arrays, scenario='class'):
@@ -38,7 +40,7 @@ def bn_learner(proto, steps=12, batch=16, method='none'):
     def make_method(hp, model):
         return si(model, c=1.0) if method == 'si' else supervised()
 
-    return train_lib.Learner(make_model, make_method,
+    return learner_lib.Learner(make_model, make_method,
                              prepare=proto.prepare, num_steps=steps,
                              batch_size=batch)
 
@@ -52,7 +54,7 @@ def test_streamed_equals_fused_on_the_same_batches(arrays, method):
     hp = {'lr': jnp.float32(3e-3)}
     active = jnp.asarray(proto.active)
     train = data_lib.to_device(proto.train)
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     t = 1
     fused, _, _ = jax.jit(functools.partial(train_lib.train_task, learner))(
         state, hp, train, None, active, jnp.int32(t))
@@ -109,7 +111,7 @@ def test_learning_rate_schedule_is_applied_per_step(arrays):
     learner = bn_learner(proto)
     hp = {'lr': jnp.float32(1e-2)}
     active = jnp.asarray(proto.active)
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(1))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(1))
     raw = stream.gather_host(proto.train, 0, np.arange(16)[None])
     keys = jax.random.split(jax.random.PRNGKey(2), 1)
     chunk = jax.jit(functools.partial(train_lib.train_chunk, learner))
@@ -216,7 +218,7 @@ def scripted_learner(proto, per_epoch):
             update=lambda steps, step, ctx: steps + 1,
             consolidate=lambda steps, end, ctx: jnp.zeros_like(steps))
 
-    return train_lib.Learner(make_model, make, prepare=proto.prepare,
+    return learner_lib.Learner(make_model, make, prepare=proto.prepare,
                              batch_size=BATCH)
 
 
@@ -332,7 +334,7 @@ def flat_learner(proto, method='none'):
     def make(hp, model):
         return si(model, c=1.0) if method == 'si' else supervised()
 
-    return train_lib.Learner(make_model, make, prepare=proto.prepare,
+    return learner_lib.Learner(make_model, make, prepare=proto.prepare,
                              batch_size=BATCH)
 
 

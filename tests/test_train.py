@@ -8,16 +8,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import data as data_lib
-from jcl import protocols
-from jcl import train as train_lib
-from jcl.learner import REINIT
-from jcl.method import make_method
+from jcl.core import taskdata as data_lib
+from jcl.core.method import make_method
+from jcl.core.model import FROZEN, logits, make_model
+from jcl.core.records import Snapshot
 from jcl.methods import supervised
-from jcl.model import FROZEN, logits, make_model
 from jcl.models import mlp_classifier
-from jcl.sweep import compile_run
-from jcl.types import Snapshot
+from jcl.sweep.rows import compile_run
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
+from jcl.training import task as train_lib
+from jcl.training.learner import REINIT
 
 
 def make_learner(proto, steps=30, batch=32, on_trace=None, method=None,
@@ -32,7 +33,7 @@ def make_learner(proto, steps=30, batch=32, on_trace=None, method=None,
             on_trace()
         return method or supervised()
 
-    return train_lib.Learner(make_model, make_method, num_steps=steps,
+    return learner_lib.Learner(make_model, make_method, num_steps=steps,
                              batch_size=batch)
 
 
@@ -47,7 +48,7 @@ def setup(proto, seeds=2, **kw):
 def test_jit_equals_no_jit(split_protocol):
     learner, hp, keys, tr, te, act = setup(split_protocol, seeds=1)
     hp1 = {k: v[0] for k, v in hp.items()}
-    state = train_lib.init_state(learner, hp1, keys[0])
+    state = learner_lib.init_state(learner, hp1, keys[0])
     f = functools.partial(train_lib.train_task, learner)
     with jax.disable_jit():
         s1, m1, a1 = f(state, hp1, tr, te, act, jnp.int32(1))
@@ -69,7 +70,7 @@ def test_vmap_over_seeds_equals_loop_over_seeds(split_protocol):
     f = jax.jit(functools.partial(train_lib.train_task, learner))
     for s in range(3):
         hps = {k: v[s] for k, v in hp.items()}
-        st = train_lib.init_state(learner, hps, keys[s])
+        st = learner_lib.init_state(learner, hps, keys[s])
         for t in range(2):
             st, ms, accs = f(st, hps, tr, te, act, jnp.int32(t))
         chex.assert_trees_all_close(
@@ -125,7 +126,7 @@ def test_hyperparameters_are_a_vmap_axis(arrays):
 
 
 def test_step_hook_reports_progress_inside_the_compiled_task(arrays):
-    from jcl.progress import step_hook
+    from jcl.training.progress import step_hook
     proto = protocols.class_split('s', arrays, 'class')
     learner, hp, keys, tr, te, act = setup(proto, seeds=3, steps=30)
     init, task, _ = compile_run(learner)
@@ -141,7 +142,7 @@ def test_step_hook_reports_progress_inside_the_compiled_task(arrays):
 
 
 def test_run_seeds_prints_in_task_progress_only_for_slow_tasks(arrays):
-    from jcl.runner import run_seeds
+    from jcl.sweep.loop import run_seeds
     proto = protocols.class_split('s', arrays, 'class')
     learner = make_learner(proto, steps=20)
     hp = {'lr': jnp.full((2,), 1e-3)}
@@ -184,7 +185,7 @@ def test_frozen_leaves_get_no_gradient_and_stay_bit_identical(arrays):
     learner = make_learner(proto, steps=5, model=half_frozen(proto),
                            method=method)
     hp = {'lr': 1e-2, 'head.lr': 0.0}
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     new, _, _ = train_lib.train_task(
         learner, state, hp, data_lib.to_device(proto.train),
         data_lib.to_device(proto.test), jnp.asarray(proto.active),
@@ -222,10 +223,10 @@ def test_epochs_draw_each_example_once_per_epoch():
     method = make_method(loss=supervised().loss, update=record,
                          init=lambda snap, ctx: jnp.zeros(2 * n, jnp.int32))
     model = mlp_classifier((4,), num_outputs=4, input_dim=2)
-    learner = train_lib.Learner(lambda hp: model, lambda hp, m: method,
+    learner = learner_lib.Learner(lambda hp: model, lambda hp, m: method,
                                 batch_size=16, epochs=2)
     hp = {'lr': 1e-3}
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     task = jax.jit(functools.partial(train_lib.train_task, learner))
     tr, act = data_lib.to_device(proto.train), jnp.asarray(proto.active)
     for t, count in ((0, 120), (1, 20)):
@@ -245,15 +246,15 @@ def test_reinit_draws_fresh_trainable_leaves_after_the_first_task(arrays):
     learner = make_learner(proto, steps=30, model=half_frozen(proto))
     learner = learner._replace(reinit=True)
     hp = {'lr': 1e-2}
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     state = state._replace(params=jax.tree.map(lambda a: a + 1.0,
                                                state.params))
     # task 0: nothing changes
-    same = train_lib.begin_task(learner, state, hp, jnp.int32(0))
+    same = learner_lib.begin_task(learner, state, hp, jnp.int32(0))
     chex.assert_trees_all_equal(same.params, state.params)
     # later tasks: trainable leaves = the model's init at the reinit key,
     # frozen leaves kept, the optimiser state fresh
-    new = train_lib.begin_task(learner, state, hp, jnp.int32(3))
+    new = learner_lib.begin_task(learner, state, hp, jnp.int32(3))
     fresh, _ = learner.make_model(hp).init(
         jax.random.fold_in(state.key, REINIT))
     chex.assert_trees_all_equal(new.params['Dense_1'], fresh['Dense_1'])
@@ -263,7 +264,7 @@ def test_reinit_draws_fresh_trainable_leaves_after_the_first_task(arrays):
                            state.params['Dense_1']['kernel'])
     # the same inside the compiled task: fine-tuning from a fresh network
     # forgets task 1 entirely in Class-IL, and trains task 2
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     args = (data_lib.to_device(proto.train), data_lib.to_device(proto.test),
             jnp.asarray(proto.active))
     state, _, acc0 = train_lib.train_task(learner, state, hp, *args,
@@ -275,7 +276,7 @@ def test_reinit_draws_fresh_trainable_leaves_after_the_first_task(arrays):
 
 
 def test_task_progress_prints_a_tick_once_when_several_devices_report_it():
-    from jcl.progress import TaskProgress
+    from jcl.training.progress import TaskProgress
     lines = []
     hook = TaskProgress(lines.append, '[t]', 100, t0=0.0, after=0.0)
     for done in (10, 10, 10, 10, 20, 20):   # 4 devices, then 2
@@ -287,7 +288,7 @@ def test_class_il_runs_are_also_scored_with_each_tasks_own_units(arrays):
     """R_task of a Class-IL run is the same network's accuracy with each
     example's arg-max over its own task's units, computed here by hand
     from the final carry; R itself is the Class-IL score."""
-    from jcl.runner import run_seeds
+    from jcl.sweep.loop import run_seeds
     proto = protocols.class_split('s', arrays, 'class')
     learner = make_learner(proto, steps=20)
     hp = {'lr': jnp.full((2,), 1e-3)}

@@ -18,7 +18,7 @@ import sys
 
 from jcl.cli.args import parser
 from jcl.cli.config import config_hash, resolve
-from jcl.errors import JclError, OutputError
+from jcl.core.errors import JclError, OutputError
 
 
 def compilation_cache():
@@ -42,20 +42,23 @@ def main(argv=None) -> int:
     try:
         if args.command == 'report':
             return report(args.folder)
+        if args.command == 'methods':
+            return list_methods(args.plugin)
         if args.command == 'pretrain':
             from jcl.cli import pretrain
             compilation_cache()
             return pretrain.run(args, log=lambda s: print(s, flush=True))
-        from jcl import distributed
         from jcl.cli import driver
+        from jcl.sweep import distributed
         dist = distributed.settings(args.coordinator, args.num_processes,
                                     args.process_id, args.distributed)
+        load_plugins(args.plugin)
         cfg = resolve(args)
         folder = args.out or os.path.join(
             'runs', f'{cfg["protocol"]}-{config_hash(cfg)}')
         if dist:
             distributed.initialize(dist)
-        from jcl.sweep import mesh_for
+        from jcl.sweep.rows import mesh_for
         mesh = mesh_for(args.devices)
         main = distributed.is_main()
         log = (lambda s: print(s, flush=True)) if main else (lambda s: None)
@@ -76,11 +79,31 @@ def main(argv=None) -> int:
         return 130
 
 
+def load_plugins(modules):
+    """Imports the ``--plugin`` modules (each registers methods)."""
+    from jcl.methods import catalog
+    for m in modules:
+        catalog.load_plugin(m)
+
+
+def list_methods(plugins):
+    """``jcl methods``: every method, one line each, and its
+    hyperparameters with their split MNIST Class-IL defaults."""
+    from jcl.methods import catalog
+    load_plugins(plugins)
+    for name, e in sorted(catalog.entries().items()):
+        print(f'{name:12s} {e.summary}')
+        hp = e.default_values('split-mnist', e.scenarios[-1], 128)
+        if hp:
+            print(' ' * 13 + ', '.join(f'{k}={v:g}' for k, v in hp.items()))
+    return 0
+
+
 def claim_folder(folder, cfg, overwrite) -> bool:
     """Process 0 checks and prepares the results folder (the others wait
     for its verdict); returns True when resuming."""
-    from jcl import distributed
     from jcl.cli import folders
+    from jcl.sweep import distributed
     status, error = -1, None
     if distributed.is_main():
         try:

@@ -10,8 +10,8 @@ import argparse
 
 import numpy as np
 
-from jcl import catalog
-from jcl.errors import ConfigError
+from jcl.core.errors import ConfigError
+from jcl.tasks import catalog
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,7 +24,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--scenario', required=True,
                    help='task, domain, class, a comma list, or all')
     r.add_argument('--method', required=True,
-                   help='comma list of methods; + combines (e.g. none,joint)')
+                   help='comma list of methods; + combines (e.g. '
+                   'none,joint,bir+si); `jcl methods` lists them: '
+                   + ', '.join(method_names()))
+    r.add_argument('--plugin', action='append', default=[],
+                   metavar='MODULE',
+                   help='import MODULE first: a module that registers '
+                   'methods (jcl.methods.register); installed packages '
+                   'that declare the entry-point group jcl.methods are '
+                   'loaded without it')
     r.add_argument('--seeds', type=int, default=1,
                    help='number of seeds, trained at once: seeds FIRST.. '
                    'FIRST+N-1 with FIRST from --first-seed (default 0)')
@@ -118,6 +126,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument('--distributed', action='store_true',
                    help='multi-process run with the settings JAX detects '
                    '(Slurm, Open MPI, Cloud TPU)')
+    meth = sub.add_parser('methods', help='list the methods, their '
+                          'hyperparameters and defaults')
+    meth.add_argument('--plugin', action='append', default=[],
+                      metavar='MODULE', help='import MODULE first')
     rep = sub.add_parser('report', help='rebuild summaries and plots')
     rep.add_argument('folder')
     pre = sub.add_parser('pretrain', help='train a front end (conv '
@@ -155,6 +167,13 @@ def parser() -> argparse.ArgumentParser:
                      'goes beside it (F.npz -> F.json)')
     pre.add_argument('--overwrite', action='store_true')
     return p
+
+
+def method_names() -> list:
+    """The built-in methods' names (the parser is built before plug-ins
+    load; ``jcl methods`` lists theirs too)."""
+    from jcl.methods import catalog
+    return catalog.built_in_names()
 
 
 def parse_sets(items) -> dict:

@@ -4,8 +4,8 @@ The configuration is a plain dict (written to ``config.json``, hashed to
 recognise a folder's run): every name resolved, every default filled in,
 the class order of every seed written out.
 
->>> grid_points({'a': [1, 2], 'b': [3]})
-[{'a': 1, 'b': 3}, {'a': 2, 'b': 3}]
+>>> _scenarios('all')
+['task', 'domain', 'class']
 """
 
 import hashlib
@@ -14,19 +14,12 @@ import os
 
 import numpy as np
 
-from jcl import catalog, registry
 from jcl.cli.args import parse_grid, parse_sets
-from jcl.errors import ConfigError
+from jcl.core.errors import ConfigError
+from jcl.methods import catalog as methods_catalog
+from jcl.tasks import catalog
 
 SCENARIO_CHOICES = ('task', 'domain', 'class')
-
-
-def grid_points(grid: dict) -> list:
-    """The cartesian product of a grid as a list of ``{name: value}``."""
-    points = [{}]
-    for name, values in grid.items():
-        points = [{**p, name: v} for p in points for v in values]
-    return points
 
 
 def task_classes(protocol: str, order: str, seed: int):
@@ -89,20 +82,20 @@ def _check_counts(args, iters, batch):
 def _hparams(methods, scenarios, protocol, lr, batch, sets, grid):
     hps = {}
     for m in methods:
-        parts = registry.parse_method(m)
+        parts = methods_catalog.parse(m)
         for s in scenarios:
-            registry.check_scenario(parts, s)
-            hp = registry.default_hparams(parts, lr=lr, protocol=protocol,
-                                          scenario=s, batch=batch)
+            methods_catalog.check_scenario(parts, s)
+            hp = methods_catalog.default_hparams(
+                parts, lr=lr, protocol=protocol, scenario=s, batch=batch)
             hp.update({k: v for k, v in sets.items() if k in hp})
-            registry.check_hparams(parts, hp)
+            methods_catalog.check_hparams(parts, hp)
             for k, values in grid.items():
                 if k in hp:
-                    if k in registry.static_hparams(parts):
+                    if k in methods_catalog.static_hparams(parts):
                         raise ConfigError(
                             f'--grid {k}: it sets a shape, so it takes one '
                             'value per run (use --set)')
-                    registry.check_hparams(parts, {k: np.array(values)})
+                    methods_catalog.check_hparams(parts, {k: np.array(values)})
             hps[f'{s}/{m}'] = hp
     used = set().union(*(set(h) for h in hps.values()))
     for k in list(sets) + list(grid):
@@ -161,6 +154,8 @@ def resolve(args) -> dict:
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
     }
+    if getattr(args, 'plugin', None):   # (absent: the hash of older runs)
+        cfg['plugins'] = list(args.plugin)
     if args.features:
         cfg['features'] = os.path.abspath(args.features)
         cfg['features_sha256'] = file_sha256(args.features)

@@ -9,14 +9,16 @@ done (``jcl report`` rebuilds them from the ``result.npz`` files).
 import os
 import time
 
-import jax
 import numpy as np
 
-from jcl import catalog, distributed, recipes, registry, results
-from jcl.cli.config import grid_points
+from jcl import methods
+from jcl.analysis import results
+from jcl.analysis.evaluate import average_accuracy
 from jcl.cli.folders import run_folder, scenario_folder
-from jcl.evaluate import average_accuracy
-from jcl.runner import run_seeds
+from jcl.methods.assemble import build_learner
+from jcl.sweep import distributed
+from jcl.sweep.run import run_sweep
+from jcl.tasks import catalog
 
 
 def load_arrays(cfg, log=print):
@@ -26,7 +28,7 @@ def load_arrays(cfg, log=print):
     arrays = catalog.load_arrays(cfg['protocol'], cfg['data_dir'])
     if not cfg.get('features'):
         return arrays
-    from jcl import pretrain
+    from jcl.weights import front_end as pretrain
     model, params, state, meta = pretrain.load_front_end(cfg['features'])
     log(f"jcl: features of {cfg['features']} ({meta['network']} trained on "
         f"{meta['data']}, test accuracy {float(meta['test_accuracy']):.2%})")
@@ -54,95 +56,95 @@ def protocols_for(cfg, scenario, seeds, arrays):
     return catalog.load_protocol(cfg['protocol'], scenario, **kw)
 
 
-def run_sequence(cfg, spec, learner, proto, hp, keys, ckpt, label, log):
-    """A task sequence on a backbone, streamed as the CLR reference trains
+def sequence_schedule(cfg):
+    """A task sequence on a backbone is streamed as the CLR reference trains
     it: up to ``epochs`` epochs per task (the learning rate x0.1 every
     ``epochs // 3``), the best validation epoch kept, stopping 22 epochs
-    after the last improvement; the backbone from ``cfg['backbone']``."""
-    from jcl import epochs as epochs_lib
-    from jcl import stream
-    from jcl.models.backbone import pretrained_overlay
-    from jcl.statedict import load_state_dict
+    after the last improvement."""
+    from jcl.training import epochs as epochs_lib
     epochs = cfg['epochs']
-    schedule = epochs_lib.Schedule(
+    return epochs_lib.Schedule(
         epochs=epochs, batch_size=cfg['batch'],
         decay_every=max(1, epochs // 3), select_best=True,
         patience=epochs_lib.REFERENCE_PATIENCE, max_steps=cfg.get('max_steps'))
-    model = learner.make_model({k: v[0] for k, v in hp.items()})
+
+
+def backbone_overlay(cfg, spec):
+    """``model -> overlay``: the backbone of ``cfg['backbone']`` on the
+    model's ResNet."""
+    from jcl.models.backbone import pretrained_overlay
+    from jcl.weights.statedict import load_state_dict
     weights = load_state_dict(cfg['backbone'])
-    pre = pretrained_overlay(model, weights, int(spec.backbone[6:]),
-                             source=cfg['backbone'])
-    return stream.run_streamed(learner, proto, hp, keys, schedule,
-                               valid=proto.valid, ckpt_path=ckpt,
-                               progress=log, label=label, pretrained=pre)
+    return lambda model: pretrained_overlay(
+        model, weights, int(spec.backbone[6:]), source=cfg['backbone'])
 
 
 def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
     rfolder = run_folder(folder, cfg, scenario, method)
     if distributed.is_main():
         os.makedirs(rfolder, exist_ok=True)
-    parts = registry.parse_method(method)
+    parts = methods.parse(method)
     spec = catalog.protocol_spec(cfg['protocol'])
     hp = cfg['hparams'][f'{scenario}/{method}']
-    points = grid_points({k: v for k, v in cfg.get('grid', {}).items()
-                          if k in hp})
+    grid = {k: v for k, v in cfg.get('grid', {}).items() if k in hp}
     seed0 = cfg.get('first_seed', 0)
-    rows = [({**hp, **pt}, s) for pt in points
-            for s in range(seed0, seed0 + cfg['seeds'])]
-    chunk = cfg['seed_chunk'] * len(points)
-    groups = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
-    outs, t0 = [], time.time()
-    for gi, group in enumerate(groups):
-        seeds = [s for _, s in group]
-        proto = protocols_for(cfg, scenario, seeds, arrays)
-        first = proto[0] if isinstance(proto, list) else proto
-        learner = recipes.build_learner(
+    seeds = list(range(seed0, seed0 + cfg['seeds']))
+    shared = protocols_for(cfg, scenario, seeds[:1], arrays)
+    per_seed = isinstance(shared, list)
+
+    def make_learner(static):
+        first = shared[0] if per_seed else shared
+        return build_learner(
             first, spec, parts, hidden=tuple(cfg['hidden']),
             gen_hidden=tuple(cfg.get('gen_hidden') or ()) or None,
-            iters=cfg['iters'], batch=cfg['batch'],
-            epochs=cfg.get('epochs'), reinit=cfg.get('reinit', False),
-            static_max={k: max(h[k] for h, _ in rows) for k in hp})
-        keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in seeds])
-        hpa = {k: np.array([h[k] for h, _ in group], np.float32)
-               for k in hp}
-        label = (f'[{scenario}/{method}] seeds {min(seeds)}-{max(seeds)}' +
-                 (f' x {len(points)} grid points' if len(points) > 1
-                  else ''))
-        ckpt = os.path.join(rfolder, f'ckpt-{gi}.npz')
-        if spec.kind == 'sequence':
-            outs.append(run_sequence(cfg, spec, learner, proto, hpa, keys,
-                                     ckpt, label, log))
-            continue
-        outs.append(run_seeds(
-            learner, proto, hpa, keys, joint=registry.is_joint(parts),
-            ckpt_path=ckpt, progress=log, label=label, mesh=mesh))
-    result = {
-        'R': np.concatenate([o.R for o in outs]),
-        'R_init': np.concatenate([o.R_init for o in outs]),
-        'seeds': np.array([s for _, s in rows]),
-        'seconds': np.sum([o.seconds for o in outs], 0),
-        'hp_names': np.asarray(sorted(hp)),
-        'hp_values': np.asarray([[h[k] for k in sorted(hp)]
-                                 for h, _ in rows]).T,
-    }
-    if outs[0].R_valid is not None:
-        result['R_valid'] = np.concatenate([o.R_valid for o in outs])
-    if outs[0].R_task is not None:
-        result['R_task'] = np.concatenate([o.R_task for o in outs])
-    for k in outs[0].metrics:
-        result[f'loss/{k}'] = np.concatenate([o.metrics[k] for o in outs])
-    for k in (outs[0].extras or {}):
-        result[f'extra/{k}'] = np.concatenate([o.extras[k] for o in outs])
+            iters=cfg['iters'], batch=cfg['batch'], epochs=cfg.get('epochs'),
+            reinit=cfg.get('reinit', False), static_max=static)
+
+    sequence = spec.kind == 'sequence'
+    t0 = time.time()
+    got = run_sweep(
+        make_learner, (lambda s: protocols_for(cfg, scenario, [s], arrays)[0])
+        if per_seed else shared, hparams=hp, grid=grid, seeds=seeds,
+        seed_chunk=cfg['seed_chunk'], joint=methods.catalog.is_joint(parts),
+        mesh=None if sequence else mesh,
+        schedule=sequence_schedule(cfg) if sequence else None,
+        pretrained=backbone_overlay(cfg, spec) if sequence else None,
+        checkpoint_dir=rfolder, progress=log,
+        label=f'[{scenario}/{method}]')
+    result = result_arrays(got, sorted(hp))
     if distributed.is_main():
         rpath = os.path.join(rfolder, 'result.npz')
         np.savez(rpath + '.tmp.npz', **result)
         os.replace(rpath + '.tmp.npz', rpath)
-        for gi in range(len(groups)):
-            ck = os.path.join(rfolder, f'ckpt-{gi}.npz')
-            if os.path.exists(ck):
-                os.remove(ck)
+        for name in os.listdir(rfolder):
+            if name.startswith('ckpt-') and name.endswith('.npz'):
+                os.remove(os.path.join(rfolder, name))
     distributed.barrier(f'{scenario}/{method} written')
     log(f'[{scenario}/{method}] done in {time.time() - t0:.0f}s')
+    return result
+
+
+def result_arrays(got, names) -> dict:
+    """A sweep's result as ``result.npz`` holds it: one row per (grid
+    point, seed), point-major, and the hyperparameters of every row."""
+    def flat(a):
+        return None if a is None else a.reshape((-1,) + a.shape[2:])
+
+    rows = [(pt, s) for pt in got.points for s in got.seeds]
+    result = {
+        'R': flat(got.R), 'R_init': flat(got.R_init),
+        'seeds': np.array([s for _, s in rows]), 'seconds': got.seconds,
+        'hp_names': np.asarray(names),
+        'hp_values': np.asarray([[pt[k] for k in names]
+                                 for pt, _ in rows]).T,
+    }
+    for key, value in (('R_valid', got.R_valid), ('R_task', got.R_task)):
+        if value is not None:
+            result[key] = flat(value)
+    for k, v in got.metrics.items():
+        result[f'loss/{k}'] = flat(v)
+    for k, v in (got.extras or {}).items():
+        result[f'extra/{k}'] = flat(v)
     return result
 
 

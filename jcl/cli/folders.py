@@ -15,7 +15,7 @@ import os
 import shutil
 
 from jcl.cli.config import config_diff, config_hash, scenario_config
-from jcl.errors import OutputError
+from jcl.core.errors import OutputError
 
 
 def scenario_folder(folder, cfg, scenario):

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from jcl.errors import ConfigError, OutputError
+from jcl.core.errors import ConfigError, OutputError
 
 # the data each network is pre-trained on
 DATASETS = {
@@ -84,7 +84,7 @@ def settings(args) -> dict:
 def check_out(path, overwrite, *, sidecar):
     """Refuses to overwrite ``path`` (and its sidecar) without
     ``overwrite``, and a folder that cannot be written."""
-    from jcl.pretrain import meta_path
+    from jcl.weights.front_end import meta_path
     paths = [path] + ([meta_path(path)] if sidecar else [])
     for p in paths:
         if os.path.exists(p) and not overwrite:
@@ -108,7 +108,7 @@ def load(data, data_dir):
 def run(args, log=print) -> int:
     """Trains, evaluates and saves; refuses to overwrite without
     ``--overwrite``."""
-    from jcl import pretrain
+    from jcl.weights import front_end as pretrain
     s = settings(args)
     arrays = load(args.data, args.data_dir)
     shape = tuple(np.asarray(arrays['train_x']).shape[1:])
@@ -125,7 +125,7 @@ def run(args, log=print) -> int:
         f'train, {len(arrays["test_y"])} test, {classes} classes): '
         f'{s["epochs"]} epochs, batch {s["batch"]}, {s["optimizer"]} '
         f'{s["lr"]:g}, augment {s["augment"]}')
-    params, state, curve = pretrain.train_epochs(
+    params, state, curve = pretrain.pretrain_epochs(
         model, arrays, epochs=s['epochs'], batch_size=s['batch'],
         lr=s['lr'], optimizer=s['optimizer'], seed=args.seed, augment=aug,
         progress=log)
@@ -149,7 +149,7 @@ def _crop_flip(key, x):
     import jax
     import jax.numpy as jnp
 
-    from jcl.pretrain import crop
+    from jcl.weights.front_end import crop
     k_crop, k_flip = jax.random.split(key)
     x = crop(k_crop, x)
     flip = jax.random.bernoulli(k_flip, 0.5, (x.shape[0],))
@@ -159,7 +159,8 @@ def _crop_flip(key, x):
 def _front_end(args, s, model, arrays, shape, classes, log):
     import functools
 
-    from jcl import augment, pretrain
+    from jcl.training import augment
+    from jcl.weights import front_end as pretrain
     aug = {'crop': functools.partial(pretrain.crop, fill=0.0),
            'crop-flip': augment.crop_and_flip, 'none': None}[s['augment']]
     params, state, acc = pretrain.pretrain(

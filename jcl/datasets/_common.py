@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 SPLIT_KEYS = ("train_x", "train_y", "test_x", "test_y")
 

@@ -20,7 +20,7 @@ import multiprocessing
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 HI_PX = 96  # font size (pixels per em) of the pre-rendered masks
 STROKES = (0, 1, 3)  # extra outline widths, in HI_PX pixels

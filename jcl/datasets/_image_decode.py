@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 # What the reference's ToTensor + Normalize do to [0, 1] pixels.
-from jcl.imagenet import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402,F401
+from jcl.datasets.imagenet import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402,F401
 
 
 def decode_image(path, image_size):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jcl.errors import ConfigError, DataError
+from jcl.core.errors import ConfigError, DataError
 
 SPLITS = ('train', 'val', 'test')
 # Folder names of each split in the split layout, in order of preference.

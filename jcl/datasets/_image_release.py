@@ -13,8 +13,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from jcl.core.errors import DataError
 from jcl.datasets._image_index import SPLITS, check_classes
-from jcl.errors import DataError
 
 RELEASE_DATABASE = Path('rolling_releases', 'database_2.sqlite')
 RELEASE_IMAGES = 'original_images'

@@ -16,8 +16,8 @@ import zlib
 
 import numpy as np
 
+from jcl.core.errors import DataError
 from jcl.datasets._common import SPLIT_KEYS, corrupt_cache, write_npz_atomic
-from jcl.errors import DataError
 
 _MEMO = {}  # (path, memo key) -> (file stamp, read-only arrays)
 

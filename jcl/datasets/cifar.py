@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jcl.core.errors import ConfigError, DataError
 from jcl.datasets._common import check_split
 from jcl.datasets._pickle import safe_load
-from jcl.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)

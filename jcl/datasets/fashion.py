@@ -1,8 +1,8 @@
 """Fashion-MNIST from the four IDX files (as in Debian's package)."""
 
+from jcl.core.errors import DataError
 from jcl.datasets._common import check_split, resolve_dir, sha256_mismatches
 from jcl.datasets.idx import read_idx
-from jcl.errors import DataError
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = {

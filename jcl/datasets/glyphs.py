@@ -45,12 +45,12 @@ import numpy as np
 import PIL
 from PIL import features
 
+from jcl.core.errors import ConfigError, DataError
 from jcl.datasets import _glyph_digests as digests
 from jcl.datasets import _glyph_render as render
 from jcl.datasets import _glyph_tables as tables
 from jcl.datasets._common import check_split, file_sha256, resolve_dir
 from jcl.datasets._npz_cache import cached, split_digest
-from jcl.errors import ConfigError, DataError
 
 __all__ = [
     "GLYPH_SCRIPTS",

@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 
 _TYPES = {
     0x08: np.dtype(np.uint8),

@@ -60,6 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jcl.core.errors import ConfigError, DataError
+from jcl.core.records import Batch
 from jcl.datasets import _image_index as index
 from jcl.datasets import _image_release as release
 from jcl.datasets._image_decode import (
@@ -74,8 +76,6 @@ from jcl.datasets._image_examples import (
     write_class_images,
     write_example_tasks,
 )
-from jcl.errors import ConfigError, DataError
-from jcl.types import Batch
 
 REFERENCE_SEED = index.REFERENCE_SEED   # seed of the reference's subsample
 

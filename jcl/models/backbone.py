@@ -1,4 +1,4 @@
-"""A ResNet backbone behind the :class:`jcl.model.Model` interface, in
+"""A ResNet backbone behind the :class:`jcl.core.model.Model` interface, in
 the roles of the CLR paper's methods, and pre-trained weights for it.
 
 ``mode`` says what is trained and what is per task:
@@ -32,7 +32,7 @@ stay as they were (tested).
 Pre-trained weights enter through :func:`pretrained_overlay`: the leaves
 a torchvision state dict fills (convolutions, BatchNorm, broadcast into
 every task's bank), overlaid on the drawn initialisation by
-:func:`jcl.learner.init_state`, before the method sees the model.
+:func:`jcl.training.learner.init_state`, before the method sees the model.
 
 >>> import jax
 >>> m = resnet_model(depth=18, stem='small', num_tasks=2, head_width=3,
@@ -48,9 +48,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl import tree
-from jcl.errors import ConfigError
-from jcl.model import DEFAULT_GROUP, FROZEN, Model, make_model
+from jcl.core import tree
+from jcl.core.errors import ConfigError
+from jcl.core.model import DEFAULT_GROUP, FROZEN, Model, make_model
 from jcl.models.resnet import ResNet
 from jcl.models.torchvision_import import load_backbone
 
@@ -85,7 +85,7 @@ def resnet_model(*, depth: int = 18, stem: str = 'imagenet',
                  num_tasks: int, head_width: int, mode: str,
                  input_shape=(32, 32, 3), conv_impl=None,
                  dw_impl=None) -> Model:
-    """A ResNet :class:`jcl.model.Model` in one of :data:`MODES`.
+    """A ResNet :class:`jcl.core.model.Model` in one of :data:`MODES`.
 
     Args:
       depth, stem: of :class:`jcl.models.resnet.ResNet`.
@@ -143,7 +143,7 @@ def pretrained_overlay(model: Model, state_dict, depth: int, *,
     """``{'params': {path: array}, 'model_state': {path: array}}``: the
     leaves of ``model``'s variables that a torchvision ResNet-``depth``
     state dict fills (the head is not taken), as host arrays, for
-    :func:`jcl.learner.init_state`'s ``pretrained`` argument.
+    :func:`jcl.training.learner.init_state`'s ``pretrained`` argument.
 
     Raises:
       DataError: the state dict is not such a ResNet (named tensor).

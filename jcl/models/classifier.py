@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jcl.model import DenseTaps, Model, make_model
+from jcl.core.model import DenseTaps, Model, make_model
 from jcl.models.init import torch_bias_init, torch_init_tree, torch_kernel_init
 
 
@@ -154,7 +154,7 @@ def mlp_classifier(hidden: Sequence[int], *, num_outputs: int,
     model state holds the gates (``{'gates': [per layer [T, units]]}``,
     drawn from ``fold_in(key, 1)``), applied by each example's task.
 
-    Views: ``'taps'`` (:class:`jcl.model.DenseTaps`).
+    Views: ``'taps'`` (:class:`jcl.core.model.DenseTaps`).
     """
     if init not in INITS:
         raise ValueError(f'init must be one of {INITS}, got {init!r}')

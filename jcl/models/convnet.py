@@ -23,7 +23,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jcl.model import Model, make_model
+from jcl.core.model import Model, make_model
 from jcl.models.conv import Conv3x3
 from jcl.models.init import torch_bias_init
 
@@ -113,7 +113,7 @@ class Head(nn.Module):
 def conv_classifier(channels: Sequence[int], *, hidden: Sequence[int],
                     num_outputs: int, input_shape: tuple,
                     momentum: float = 0.9, plain_last: bool = False) -> Model:
-    """The conv classifier as a :class:`jcl.model.Model` (see module doc).
+    """The conv classifier as a :class:`jcl.core.model.Model` (see module doc).
 
     Args:
       channels: conv channels, e.g. ``(16, 32, 64, 128, 256)``.

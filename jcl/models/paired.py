@@ -1,7 +1,7 @@
 """A classifier and a separate generator, trained together as one model.
 
 Generative replay (Shin et al. 2017) keeps a generator beside the
-classifier. :func:`paired` makes the two one :class:`jcl.model.Model`:
+classifier. :func:`paired` makes the two one :class:`jcl.core.model.Model`:
 parameters ``{'classifier': ..., 'generator': ...}``, one forward pass
 that returns the classifier's outputs and the generator's posterior, the
 classifier's taps and the generator's views. Its ``main`` is the
@@ -22,7 +22,7 @@ references, where the generator is a model of its own.
 
 import jax
 
-from jcl.model import DenseTaps, Model, make_model
+from jcl.core.model import DenseTaps, Model, make_model
 
 
 def paired(classifier: Model, generator: Model) -> Model:

@@ -36,8 +36,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jcl import losses
-from jcl.model import Model, make_model
+from jcl.core import losses
+from jcl.core.model import Model, make_model
 from jcl.models.init import torch_bias_init, torch_kernel_init
 
 
@@ -91,7 +91,7 @@ def rtf_vae(hidden: Sequence[int], *, latent: int, input_dim: int,
             num_outputs: int, output: str = 'sigmoid', num_modes: int = 0,
             gate_groups: int = 0, gate_prop=0.0,
             decoder_hidden=None) -> Model:
-    """The replay-through-feedback VAE as a :class:`jcl.model.Model`.
+    """The replay-through-feedback VAE as a :class:`jcl.core.model.Model`.
 
     Args:
       hidden: encoder hidden sizes, e.g. ``(400, 400)``; the decoder

@@ -1,6 +1,7 @@
 """torchvision ResNet weights onto :class:`jcl.models.resnet.ResNet`.
 
-A torchvision state dict (read with :func:`jcl.statedict.load_state_dict`
+A torchvision state dict (read with
+:func:`jcl.weights.statedict.load_state_dict`
 from a ``.pth``, safetensors or ``.npz`` file) names every tensor by its
 module path: ``layer1.0.conv1.weight`` is jcl's
 ``params/layer1_0/conv1/kernel`` (OIHW transposed to HWIO),
@@ -12,7 +13,7 @@ module path: ``layer1.0.conv1.weight`` is jcl's
 
 :func:`torchvision_keys` lists what a depth expects (checked before
 anything is loaded: a missing, unexpected or misshapen tensor is one
-:class:`jcl.errors.DataError` naming it); :func:`load_backbone` writes the
+:class:`jcl.core.errors.DataError` naming it); :func:`load_backbone` writes the
 tensors into a model's variables, broadcasting BatchNorm values into
 every task's bank where BatchNorm is per task, so each task starts from
 the backbone's statistics (as the CLR reference, which re-creates the
@@ -31,7 +32,7 @@ import functools
 import jax
 import numpy as np
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 from jcl.models.resnet import ResNet
 
 _BN = {'scale': 'weight', 'bias': 'bias', 'mean': 'running_mean',

@@ -5,7 +5,7 @@ Encoder ``in -> h1 -> h2`` (ReLU) with a mean head (with bias) and a
 log-variance head (without bias); decoder ``z -> h2 -> h1 -> out`` (ReLU
 on the hidden layers). All layers use PyTorch's default initialisation.
 
-A generator is a :class:`jcl.model.Model` whose outputs are the
+A generator is a :class:`jcl.core.model.Model` whose outputs are the
 posterior (``'mu'``, ``'logvar'``) and whose views decode and sample;
 :func:`jcl.models.paired.paired` puts one beside a classifier.
 """
@@ -16,8 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jcl import losses
-from jcl.model import Model, make_model
+from jcl.core import losses
+from jcl.core.model import Model, make_model
 from jcl.models.init import torch_bias_init, torch_kernel_init
 
 OUTPUTS = ('sigmoid', 'linear')
@@ -142,7 +142,7 @@ def negative_elbo(out, x, mu, logvar, output='sigmoid'):
 def vae_model(hidden: Sequence[int], *, latent: int, input_dim: int,
               output: str = 'sigmoid') -> Model:
     """The MLP VAE ``input_dim - hidden - latent - hidden[::-1] -
-    input_dim`` as a :class:`jcl.model.Model` (a generator: its outputs
+    input_dim`` as a :class:`jcl.core.model.Model` (a generator: its outputs
     are the posterior ``'mu'``, ``'logvar'`` and the encoder's top hidden
     layer ``'features'``; it has no ``'logits'``).
 

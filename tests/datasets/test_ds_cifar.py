@@ -8,8 +8,8 @@ import types
 import numpy as np
 import pytest
 
+from jcl.core.errors import ConfigError, DataError
 from jcl.datasets import load_cifar
-from jcl.errors import ConfigError, DataError
 
 
 def _images(rng, n):

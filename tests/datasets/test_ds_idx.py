@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jcl.core.errors import DataError
 from jcl.datasets import fashion as fashion_mod
 from jcl.datasets import load_fashion_mnist, read_idx
 from jcl.datasets._common import array_sha256
-from jcl.errors import DataError
 
 _CODES = {
     np.dtype(np.uint8): 0x08,

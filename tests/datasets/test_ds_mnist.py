@@ -9,10 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from jcl.core.errors import DataError
 from jcl.datasets import load_mnist
 from jcl.datasets import mnist as mnist_mod
 from jcl.datasets._common import array_sha256
-from jcl.errors import DataError
 
 
 def _fake_splits(seed=0, sizes=(6, 3, 4)):

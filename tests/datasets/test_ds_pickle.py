@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
+from jcl.core.errors import DataError
 from jcl.datasets import safe_load
-from jcl.errors import DataError
 
 
 def _load(data, name="test.pkl"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jcl.core.errors import ConfigError, DataError
 from jcl.datasets import _image_index as index
 from jcl.datasets import _image_release as release
 from jcl.datasets.image_folders import (
@@ -19,7 +20,6 @@ from jcl.datasets.image_folders import (
     write_class_images,
     write_example_tasks,
 )
-from jcl.errors import ConfigError, DataError
 
 SIZE = 24
 

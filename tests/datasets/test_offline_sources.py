@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from jcl.core.errors import ConfigError, DataError
 from jcl.datasets import (
     GLYPH_SCRIPTS,
     _npz_cache,
@@ -30,7 +31,6 @@ from jcl.datasets import (
 from jcl.datasets import _glyph_digests as digests
 from jcl.datasets import _glyph_tables as tables
 from jcl.datasets._common import array_sha256, resolve_dir
-from jcl.errors import ConfigError, DataError
 
 SMALL = {"size": 16, "n_train": 40, "n_test": 20}
 

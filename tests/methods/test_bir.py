@@ -8,16 +8,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import protocols
-from jcl.methods.generative import generator_loss, log_normal, variational
-from jcl.methods.replay import (
+from jcl.core.losses import log_normal
+from jcl.core.records import Batch, Forward, Snapshot, TaskCtx
+from jcl.methods.generated_replay import (
     ReplayState,
     generative_replay,
     replayed_inputs,
 )
+from jcl.methods.generator_objective import (
+    generator_loss,
+    variational,
+)
 from jcl.models import mlp_classifier, paired, vae_model
 from jcl.models.rtf import rtf_vae
-from jcl.types import Batch, Forward, Snapshot, TaskCtx
+from jcl.tasks import protocols
 
 K, L, D = 4, 3, 6
 
@@ -181,15 +185,17 @@ def test_generator_size_is_its_own_setting(arrays, method):
     """``gen_hidden`` sizes GR's VAE and a replay-through-feedback
     decoder (with its gates); the classifier (BI-R: the encoder) keeps
     ``hidden``; a separate BI-R generator is sized whole."""
-    from jcl import catalog, recipes, registry
+    from jcl.methods import catalog as method_catalog
+    from jcl.methods.assemble import build_learner
+    from jcl.tasks import catalog
     proto = protocols.class_split('s', arrays, 'class')
     spec = catalog.protocol_spec('split-mnist')
     name = 'bir' if method.startswith('bir') else method
-    hp = registry.default_hparams([name], lr=1e-3, protocol='split-mnist',
+    hp = method_catalog.default_hparams([name], lr=1e-3, protocol='split-mnist',
                                   scenario='class', batch=8)
     if method == 'bir-separate':
         hp['bir.rtf'] = 0.0
-    learner = recipes.build_learner(proto, spec, [name], hidden=(16, 12),
+    learner = build_learner(proto, spec, [name], hidden=(16, 12),
                                     gen_hidden=(7,), iters=2, batch=8,
                                     static_max=hp)
     params, state = jax.eval_shape(learner.make_model(hp).init,

@@ -8,17 +8,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import buffers, protocols
-from jcl import data as data_lib
-from jcl import train as train_lib
-from jcl.method import stream
-from jcl.methods import supervised
-from jcl.methods.agem import agem, project
-from jcl.methods.derpp import derpp
-from jcl.methods.er import er
-from jcl.methods.icarl import bce_distill, herding, icarl, normalize
-from jcl.model import make_model
-from jcl.types import Batch, Forward, Snapshot, Step, TaskCtx
+from jcl.core import taskdata as data_lib
+from jcl.core.method import member_key
+from jcl.core.model import make_model
+from jcl.core.records import Batch, Forward, Snapshot, Step, TaskCtx
+from jcl.methods import buffers
+from jcl.methods.dark_experience_replay import derpp
+from jcl.methods.experience_replay import er
+from jcl.methods.gradient_episodic_memory import agem, project
+from jcl.methods.incremental_classifier import (
+    bce_distill,
+    herding,
+    icarl,
+    normalize,
+)
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
+from jcl.training import task as train_lib
 
 D, C = 3, 4
 
@@ -69,13 +75,15 @@ def test_er_replay_loss_by_hand(scenario):
     c = ctx(1, scenario)
     fwd = Forward(PARAMS, {}, None, {}, {})
     got = float(m.loss(buf, fwd, c)[0]['replay'])
-    slots, w = buffers.draw_by_task(buf, stream(c, 'er'), 4, c.task_id)
+    slots, w = buffers.draw_by_task(buf, member_key(c, 'er'), 4, c.task_id)
     slots, w = np.asarray(slots), np.asarray(w)
     x = np.asarray(buf.x)[slots] / 10.0
     z = x @ np.asarray(PARAMS['w']) + np.asarray(PARAMS['b'])
     mask = np.asarray(c.active)[1, 0][None].repeat(4, 0)
     want = np.sum(w * np_ce(z, np.asarray(buf.y)[slots], mask))
-    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # a term on replayed data: weighted 1 - 1/t on task t = 2
+    np.testing.assert_allclose(got, 0.5 * want, rtol=1e-5)
+    assert m.replays
     np.testing.assert_allclose(w.sum(), 1.0, rtol=1e-6)
     # nothing replayed on the first task
     assert float(m.loss(buf, fwd, ctx(0, scenario))[0]['replay']) == 0.0
@@ -83,17 +91,15 @@ def test_er_replay_loss_by_hand(scenario):
 
 def test_er_stores_each_class_at_task_end(arrays):
     proto = protocols.class_split('s', arrays, 'class')
-    model = train_lib.Learner(
+    model = learner_lib.Learner(
         lambda hp: __import__('jcl').models.mlp_classifier(
             (8,), num_outputs=10, input_dim=784),
-        lambda hp, model: __import__('jcl').combine.replay_weighted(
-            current=[('ce', supervised())],
-            replay=[('er', er(model, prepare=proto.prepare,
-                              input_shape=(784,), num_tasks=5,
-                              classes_per_task=2, per_class=5))]),
+        lambda hp, model: __import__('jcl').compose(
+            ('er', er(model, prepare=proto.prepare, input_shape=(784,),
+                      num_tasks=5, classes_per_task=2, per_class=5))),
         num_steps=5, batch_size=8)
     hp = {'lr': 1e-3}
-    state = train_lib.init_state(model, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(model, hp, jax.random.PRNGKey(0))
     task = jax.jit(functools.partial(train_lib.train_task, model))
     train = data_lib.to_device(proto.train)
     for t in range(2):
@@ -128,8 +134,8 @@ def test_agem_stage_uses_the_replayed_gradient():
     c = ctx(1)
 
     def ref_loss(p):
-        from jcl.methods.er import replay_ce
-        return replay_ce(model, p, {}, buf, c, stream(c, 'agem'), 4, scale)
+        from jcl.methods.experience_replay import replay_ce
+        return replay_ce(model, p, {}, buf, c, member_key(c, 'agem'), 4, scale)
 
     ref = jax.grad(ref_loss)(PARAMS)
     noise = jax.random.normal(jax.random.PRNGKey(9), (D, C))
@@ -234,7 +240,7 @@ def test_derpp_loss_by_hand():
     buf = filled_buffer(logits=C)
     c = ctx(1, 'class')
     terms = m.loss(buf, Forward(PARAMS, {}, None, {}, {}), c)[0]
-    key = stream(c, 'derpp')
+    key = member_key(c, 'derpp')
     w_, b_ = np.asarray(PARAMS['w']), np.asarray(PARAMS['b'])
     s1, _ = buffers.draw(buf, jax.random.fold_in(key, 1), 4)
     z = np.asarray(buf.x)[np.asarray(s1)] / 10 @ w_ + b_
@@ -265,7 +271,7 @@ def test_icarl_full_capacity_shrinks_every_class_to_its_share(herd):
     """``full_capacity``: per_class 2 over 2 tasks is a budget of 8 for 4
     classes: 4 exemplars per class after task 1, the first 2 of each
     after task 2 (the reference's reduce_memory_sets)."""
-    from jcl.types import TaskEnd
+    from jcl.core.records import TaskEnd
     rng = np.random.RandomState(0)
     x = rng.randint(0, 10, (24, D)).astype(np.uint8)
     y = np.repeat(np.arange(C), 6)

@@ -9,11 +9,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import data as data_lib
-from jcl import losses
-from jcl.fisher import dense_layers, example_fisher, fisher_diagonal
-from jcl.methods.ewc import EWCState, OnlineEWCState, add_quadratic, ewc
-from jcl.model import make_model
+from jcl.core import losses
+from jcl.core import taskdata as data_lib
+from jcl.core.model import make_model
+from jcl.core.per_example import dense_layers, weighted_powers
+from jcl.core.records import Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.methods.elastic_weight_consolidation import (
+    EWCState,
+    OnlineEWCState,
+    add_quadratic,
+    ewc,
+)
+from jcl.methods.fisher import fisher_diagonal, log_probs
 from jcl.models.classifier import (
     XdG,
     mlp_classifier,
@@ -22,8 +29,7 @@ from jcl.models.classifier import (
 )
 from jcl.models.paired import paired
 from jcl.models.vae import vae_model
-from jcl.protocols import active_table, pixels
-from jcl.types import Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.tasks.protocols import active_table, pixels
 
 D, C = 3, 4
 
@@ -207,12 +213,12 @@ def test_fisher_samples_uses_n_distinct_valid_examples():
     ctx = ctx_at(0)
     x, task = task_inputs(data, 0)
 
-    def classify(p, xs, ts):
-        return _linear(p, {}, xs, ts)
+    def example_fisher(xi, ti):     # one example's Fisher
+        return weighted_powers(
+            LINEAR, Snapshot(params, {}), xi[None], ti[None], log_probs,
+            ctx.active[0, 0][None], output_weight=jnp.exp, select=_whole)
 
-    each = to_np(jax.jit(jax.vmap(lambda xi, ti: example_fisher(
-        classify, params, xi, ti, ctx.active[0, 0], select=_whole)))(
-        jnp.float32(x), task))
+    each = to_np(jax.jit(jax.vmap(example_fisher))(jnp.float32(x), task))
     full = fisher(LINEAR, params, {}, data, ctx, chunk=2)
     assert_close(full, jax.tree.map(lambda f: f.mean(0), each), rtol=1e-5)
     # n >= count: all valid examples, never the padding

@@ -7,12 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import combine, losses
-from jcl.methods.lwf import lwf
-from jcl.methods.supervised import supervised
-from jcl.model import make_model
-from jcl.protocols import active_table
-from jcl.types import Batch, Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.core import combine, losses
+from jcl.core.model import make_model
+from jcl.core.records import Batch, Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.methods.learning_without_forgetting import (
+    lwf as weighted_lwf,  # the method: replayed, 1 - 1/t
+)
+from jcl.methods.learning_without_forgetting import (
+    teacher_distillation as lwf,  # its unweighted term, tested here
+)
+from jcl.methods.objective import compose, supervised
+from jcl.tasks.protocols import active_table
 
 D, B, T = 3, 5, 2.0
 
@@ -172,9 +177,10 @@ def test_replay_weighted_applies_one_minus_one_over_t():
     labels = np.array([0, 1, 1, 0, 1])
     m = combine.replay_weighted(current=[('ce', supervised())],
                                 replay=[('lwf', lwf(MODEL, temperature=T))])
+    composed = compose(('lwf', weighted_lwf(MODEL, temperature=T)))
     mstate = m.init(snap(teacher), None)
     assert set(mstate) == {'ce', 'lwf'}
-    loss = jax.jit(m.loss)
+    loss, loss2 = jax.jit(m.loss), jax.jit(composed.loss)
     for scenario in ('task', 'class'):
         active = table(scenario, 3)
         for task_id in (0, 1, 2):
@@ -204,6 +210,10 @@ def test_replay_weighted_applies_one_minus_one_over_t():
             np.testing.assert_allclose(terms['lwf/distill'],
                                        (1 - 1 / t) * kd, rtol=1e-5,
                                        atol=1e-7)
+            # jcl's lwf weighs itself: compose gives the same terms
+            same, _ = loss2(mstate, forward(student, state, batch), ctx)
+            for k in terms:
+                np.testing.assert_array_equal(same[k], terms[k])
             # the member alone is unweighted
             alone, _ = distill_and_grad(lwf(MODEL, temperature=T), student,
                                         snap(teacher), ctx, batch)

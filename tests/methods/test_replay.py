@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 
 import jcl
-from jcl import combine, protocols
-from jcl import data as data_lib
-from jcl import train as train_lib
-from jcl.errors import ConfigError
-from jcl.methods.generative import generator_loss
-from jcl.methods.replay import ReplayState, generative_replay
-from jcl.methods.supervised import supervised
-from jcl.model import make_model
+from jcl.core import combine
+from jcl.core import taskdata as data_lib
+from jcl.core.errors import ConfigError
+from jcl.core.model import make_model
+from jcl.core.records import Batch, Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.methods.generated_replay import ReplayState, generative_replay
+from jcl.methods.generator_objective import generator_loss
+from jcl.methods.objective import supervised
 from jcl.models.classifier import mlp_classifier
 from jcl.models.paired import paired
 from jcl.models.vae import vae_model
-from jcl.types import Batch, Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
 
 D, C, N, L = 6, 6, 5, 2
 X_REP = np.random.RandomState(7).rand(N, D).astype(np.float32)
@@ -463,7 +464,7 @@ def test_end_to_end_class_il(arrays):
             replay=[('gr', generative_replay(model, num_classes=10,
                                              temperature=hp['gr.temp']))])
 
-    learner = train_lib.Learner(make_model, make_method,
+    learner = learner_lib.Learner(make_model, make_method,
                                 prepare=proto.prepare, num_steps=40,
                                 batch_size=16)
     hp = {'lr': jnp.full((2,), 1e-3), 'gr.temp': jnp.full((2,), 2.0)}

@@ -7,15 +7,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import jcl
-from jcl import data as data_lib
-from jcl import losses, protocols
-from jcl import train as train_lib
-from jcl.combine import named_chain
-from jcl.methods.si import SIState, si
-from jcl.methods.supervised import supervised
-from jcl.model import make_model
+from jcl.core import losses
+from jcl.core import taskdata as data_lib
+from jcl.core.combine import named_chain
+from jcl.core.model import make_model
+from jcl.core.records import Forward, Snapshot, Step, TaskEnd
+from jcl.methods.objective import supervised
+from jcl.methods.synaptic_intelligence import SIState, si
 from jcl.models.classifier import mlp_classifier
-from jcl.types import Forward, Snapshot, Step, TaskEnd
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
+from jcl.training import task as train_lib
 
 LR = 0.1
 
@@ -142,21 +144,22 @@ def test_frozen_leaves_and_select_are_left_out():
 
 
 def test_training_step_updates_path_with_the_total_gradient(arrays):
-    """One step of :func:`jcl.train.make_step` (cross-entropy + SI with a
+    """One step of :func:`jcl.training.task.make_step` (cross-entropy +
+    SI with a
     non-zero Omega): the path grows by ``-g * dtheta`` with ``g`` the
     gradient of the total loss, penalty included."""
     proto = protocols.class_split('s', arrays, 'class')
     clf = mlp_classifier((4,), num_outputs=proto.num_outputs,
                          input_dim=proto.input_shape[0])
     c = 3.0
-    learner = train_lib.Learner(
+    learner = learner_lib.Learner(
         make_model=lambda hp: clf,
         make_method=lambda hp, model: named_chain(
             ('ce', supervised()), ('si', si(model, c=c))),
         prepare=proto.prepare, num_steps=1, batch_size=8)
     hp = {'lr': 1e-2}
     act = jnp.asarray(proto.active)
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     params = state.params
     # a previous task's importance and anchor, both away from params
     rng = np.random.RandomState(0)
@@ -209,7 +212,7 @@ def test_update_is_wired_through_train_task(arrays):
         return named_chain(('ce', supervised()),
                            ('si', si(model, c=hp['si.c'])))
 
-    learner = train_lib.Learner(make_model, make_method,
+    learner = learner_lib.Learner(make_model, make_method,
                                 prepare=proto.prepare, num_steps=3,
                                 batch_size=8)
     hp = {'lr': jnp.array([1e-2]), 'si.c': jnp.array([10.0])}

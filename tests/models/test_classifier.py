@@ -9,12 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl import data as data_lib
-from jcl import protocols
-from jcl import train as train_lib
-from jcl.losses import cross_entropy
+from jcl.core import taskdata as data_lib
+from jcl.core.losses import cross_entropy
+from jcl.core.model import view
 from jcl.methods import supervised
-from jcl.model import view
 from jcl.models import (
     XdG,
     conv_classifier,
@@ -24,6 +22,9 @@ from jcl.models import (
     vae_model,
 )
 from jcl.models.classifier import xdg_gates
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
+from jcl.training import task as train_lib
 
 
 @pytest.mark.parametrize('proportion', [0.0, 0.25, 0.9])
@@ -75,11 +76,11 @@ def test_separate_networks_leave_the_other_tasks_bit_identical(arrays):
     proto = protocols.class_split('s', arrays, 'task')
     model = separate_classifiers((8, 8), num_tasks=5, num_outputs=10,
                                  input_dim=784)
-    learner = train_lib.Learner(lambda hp: model,
+    learner = learner_lib.Learner(lambda hp: model,
                                 lambda hp, m: supervised(), num_steps=15,
                                 batch_size=16, reset_optimizer=True)
     hp = {'lr': 1e-2}
-    state = train_lib.init_state(learner, hp, jax.random.PRNGKey(0))
+    state = learner_lib.init_state(learner, hp, jax.random.PRNGKey(0))
     task = jax.jit(functools.partial(train_lib.train_task, learner))
     train = data_lib.to_device(proto.train)
     active = jnp.asarray(proto.active)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import seeded_resnet  # tests/models, on the path as the test's folder
 
-from jcl.errors import DataError
+from jcl.core.errors import DataError
 from jcl.models import batchnorm, reprogram, resnet
 from jcl.models import torchvision_import as tvi
 

@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jcl.method import stream
-from jcl.methods import generative
-from jcl.methods.generative import generator_loss
+from jcl.core.method import member_key
+from jcl.core.records import Batch, Forward, TaskCtx
+from jcl.methods import generator_objective as generative
+from jcl.methods.generator_objective import generator_loss
 from jcl.models import vae as vae_lib
 from jcl.models.classifier import mlp_classifier
 from jcl.models.paired import paired
-from jcl.types import Batch, Forward, TaskCtx
 
 D, LATENT, HIDDEN, B = 12, 4, (16,), 6
 
@@ -149,7 +149,7 @@ def gen_loss(model, params, x, c):
 
 def test_loss_uses_one_reparameterised_sample(gparams):
     x, c = pixels(), ctx()
-    key = stream(c, 'gen')
+    key = member_key(c, 'gen')
 
     @jax.jit
     def by_hand(g):
@@ -208,7 +208,7 @@ def test_loss_finite_with_saturated_pixels(gparams):
     # the same loss from the stable formula on the same latent draw
     out, _ = APPLY(gparams, {}, x)
     mu, logvar = out['mu'], out['logvar']
-    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(stream(c, 'gen'),
+    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(member_key(c, 'gen'),
                                                        mu.shape)
     np.testing.assert_allclose(
         value, np.mean(NELBO(DECODE(gparams, {}, z), x, mu, logvar)),

@@ -14,11 +14,12 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from conftest import synthetic_arrays  # noqa: E402
 
-from jcl import protocols, tree  # noqa: E402
+from jcl.core import tree  # noqa: E402
 from jcl.methods import si, supervised  # noqa: E402
 from jcl.models import conv_classifier  # noqa: E402
-from jcl.runner import run_seeds  # noqa: E402
-from jcl.train import Learner  # noqa: E402
+from jcl.sweep.loop import run_seeds  # noqa: E402
+from jcl.tasks import protocols  # noqa: E402
+from jcl.training.task import Learner  # noqa: E402
 
 
 def prepare(x):
@@ -47,7 +48,7 @@ def main(out):
 
 
 def jcl_method(model, hp):
-    from jcl import combine
+    from jcl.core import combine
     return combine.named_chain(('ce', supervised()),
                                ('si', si(model, c=hp['si.c'])))
 

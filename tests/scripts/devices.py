@@ -15,9 +15,15 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from conftest import synthetic_arrays  # noqa: E402
 
-from jcl import catalog, protocols, recipes, registry, tree  # noqa: E402
-from jcl.runner import run_seeds  # noqa: E402
-from jcl.sweep import row_mesh  # noqa: E402
+from jcl.core import tree  # noqa: E402
+from jcl.methods import catalog as method_catalog  # noqa: E402
+from jcl.methods.assemble import build_learner  # noqa: E402
+from jcl.sweep.loop import run_seeds  # noqa: E402
+from jcl.sweep.rows import row_mesh  # noqa: E402
+from jcl.tasks import (
+    catalog,  # noqa: E402
+    protocols,  # noqa: E402
+)
 
 
 def main(out, order='fixed'):
@@ -34,9 +40,9 @@ def main(out, order='fixed'):
     spec = catalog.protocol_spec('split-mnist')
     results = {}
     for method in ('si', 'gr'):
-        parts = registry.parse_method(method)
-        hp = registry.default_hparams(parts, lr=1e-3, batch=16)
-        learner = recipes.build_learner(first, spec, parts, hidden=(16,),
+        parts = method_catalog.parse(method)
+        hp = method_catalog.default_hparams(parts, lr=1e-3, batch=16)
+        learner = build_learner(first, spec, parts, hidden=(16,),
                                         iters=20, batch=16, static_max=hp)
         hpa = {k: np.full(len(seeds), v, np.float32) for k, v in hp.items()}
         hpa['lr'] = np.linspace(1e-3, 3e-3, len(seeds)).astype(np.float32)

@@ -1,0 +1,201 @@
+"""The loop over tasks: compiled task steps, progress, checkpoints.
+
+``run_seeds`` trains one learner for a group of seeds (a ``vmap`` axis)
+through all tasks. After each task it saves the whole carry, so a killed
+run restarts after its last finished task and ends with exactly the
+numbers of an uninterrupted run.
+"""
+
+import io
+import os
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jcl.core import taskdata as data_lib
+from jcl.sweep import distributed
+from jcl.sweep.rows import compile_run, padded_rows, place
+from jcl.training import checkpoint
+from jcl.training.learner import Learner, task_steps
+from jcl.training.progress import TaskProgress, step_hook
+
+# the evaluation view of a Class-IL run scored with each task's own units
+TASK_VIEW = 'test_task'
+
+
+class RunResult(NamedTuple):
+    """Outputs of one run over seeds.
+
+    Attributes:
+      R: float ``[S, T, T]`` accuracy matrices.
+      R_init: float ``[S, T, T]`` accuracies of the untrained model.
+      metrics: dict of float ``[S, T, num_steps]`` loss curves.
+      seconds: wall seconds per task (compile included in the first).
+      R_valid: ``[S, T, T]`` on the validation split, or ``None``.
+      R_task: Class-IL runs: ``[S, T, T]``, the same networks scored on
+        each task's own units only (the Task-IL column of DER's tables),
+        or ``None``.
+      state: the final carry (:class:`jcl.core.records.CLState`, leaves with a
+        leading seed axis), or ``None``.
+      extras: further per-task records of the streamed path, or ``None``:
+        int ``[S, T]`` ``'steps'`` (steps trained), ``'epochs'`` (epochs
+        validated), ``'best_epoch'`` (0-based; ``-1`` without validation)
+        and float ``[S, T, epochs]`` ``'valid_acc'`` (``nan`` where a row
+        did not run).
+    """
+
+    R: np.ndarray
+    R_init: np.ndarray
+    metrics: dict
+    seconds: np.ndarray
+    R_valid: np.ndarray | None = None
+    state: object = None
+    R_task: np.ndarray | None = None
+    extras: dict | None = None
+
+
+def _saved(ckpt_path):
+    """The checkpoint's bytes as process 0 reads them (sent to the other
+    processes, so hosts need not share a file system), or ``None``."""
+    data = None
+    if ckpt_path and distributed.is_main() and os.path.exists(ckpt_path):
+        with open(ckpt_path, 'rb') as f:
+            data = f.read()
+    data = distributed.broadcast_bytes(data)
+    return None if data is None else io.BytesIO(data)
+
+
+def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
+              joint=False, ckpt_path=None,
+              progress: Callable[[str], None] | None = print,
+              label='', heartbeat_after=60.0, mesh=None,
+              pretrained=None) -> RunResult:
+    """Trains ``learner`` on every task of ``protocol`` for several seeds.
+
+    Args:
+      learner: the static learner.
+      protocol: data and scenario, or a list with one protocol per seed
+        (a per-seed class order); their data is stacked on a seed axis.
+      hp: dict of ``[S]`` arrays (one value per seed or grid point).
+      keys: ``[S, 2]`` PRNG keys.
+      joint: train task ``t`` on the data of tasks ``0..t`` (Joint).
+      ckpt_path: where to checkpoint after each task (``None``: never).
+      progress: called with one line per finished task.
+      label: prefix of the progress lines.
+      heartbeat_after: seconds into a task after which ``progress`` also
+        gets a line at every tenth of the task's steps (with an estimate
+        of the time left); short tasks stay at one line each.
+      pretrained: leaves overlaid on every row's initialisation
+        (:func:`jcl.training.learner.init_state`), or ``None``.
+      mesh: split the rows over this mesh's devices
+        (:func:`jcl.sweep.rows.row_mesh`); rows are padded to a multiple of the
+        devices with copies of the last one, and dropped from the results.
+
+    Returns:
+      A :class:`RunResult`.
+    """
+    if not distributed.is_main():
+        progress = None   # one process prints
+    n = len(keys)
+    pad = padded_rows(n, mesh) - n
+    if pad:
+        keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, 0)])
+        hp = {k: np.concatenate([np.asarray(v), np.repeat(
+            np.asarray(v)[-1:], pad, 0)]) for k, v in hp.items()}
+        if isinstance(protocol, list):
+            protocol = protocol + [protocol[-1]] * pad
+    protos = protocol if isinstance(protocol, list) else [protocol]
+    protocol = protos[0]
+    train, train_axes = data_lib.stack([data_lib.cumulative(p.train)
+                                        if joint else p.train
+                                        for p in protos])
+    test, test_axes = data_lib.stack([p.test for p in protos])
+    evals, eval_axes = {'test': test}, {'test': test_axes}
+    if protocol.valid is not None:
+        evals['valid'], eval_axes['valid'] = data_lib.stack(
+            [p.valid for p in protos])
+    active = protocol.active
+    if protocol.scenario == 'class' and protocol.own is not None:
+        evals[TASK_VIEW], eval_axes[TASK_VIEW] = test, test_axes
+        active = {'train': active, TASK_VIEW: np.broadcast_to(
+            protocol.own[None], np.shape(active))}
+    if len(protos) == 1:
+        train_axes = None
+        eval_axes = {k: None for k in evals}
+    train = place(data_lib.to_device(train), mesh, train_axes)
+    evals = place({k: data_lib.to_device(v) for k, v in evals.items()},
+                  mesh, eval_axes)
+    active = place(jax.tree.map(jnp.asarray, active), mesh)
+    hp = place({k: jnp.asarray(v, jnp.float32) for k, v in hp.items()},
+               mesh, 'rows')
+    keys = place(jnp.asarray(keys), mesh, 'rows')
+    init, task, init_acc = compile_run(learner, train_axes=train_axes,
+                                       test_axes=eval_axes, mesh=mesh)
+    state = init(hp, keys, place(pretrained, mesh))
+    num_tasks = protocol.num_tasks
+    rows, vrows, trows, metrics, seconds, start = [], [], [], {}, [], 0
+    R_init = distributed.gather(init_acc(state, hp, evals, active)['test'])
+    saved = _saved(ckpt_path)
+    if saved is not None:
+        state, extra = checkpoint.load(saved, state, name=ckpt_path)
+        state = place(state, mesh, 'rows')
+        start = int(extra['tasks_done'])
+        rows = list(extra['R'].transpose(1, 0, 2))
+        vrows = (list(extra['R_valid'].transpose(1, 0, 2))
+                 if 'R_valid' in extra else [])
+        trows = (list(extra['R_task'].transpose(1, 0, 2))
+                 if 'R_task' in extra else [])
+        seconds = list(extra['seconds'])
+        metrics = {k[len('m_'):]: list(v.transpose(1, 0, 2))
+                   for k, v in extra.items() if k.startswith('m_')}
+        if progress:
+            progress(f'{label} resuming after task {start}/{num_tasks} '
+                     f'from {ckpt_path}')
+    for t in range(start, num_tasks):
+        t0 = time.time()
+        hook = (TaskProgress(progress, f'{label} task {t + 1}/{num_tasks}',
+                             task_steps(learner, train.index.shape[-1]),
+                             t0, heartbeat_after)
+                if progress else None)
+        with step_hook(hook):
+            state, m, accs = task(state, hp, train, evals, active,
+                                  jnp.int32(t))
+        m, accs = distributed.gather((m, accs))
+        acc = accs['test']
+        if 'valid' in accs:
+            vrows.append(accs['valid'])
+        if TASK_VIEW in accs:
+            trows.append(accs[TASK_VIEW])
+        seconds.append(time.time() - t0)
+        rows.append(acc)
+        for k, v in m.items():
+            metrics.setdefault(k, []).append(v)
+        if ckpt_path:
+            host = distributed.gather(state)   # every process takes part
+        if ckpt_path and distributed.is_main():
+            checkpoint.save(
+                ckpt_path, host, tasks_done=t + 1,
+                R=np.stack(rows, 1), seconds=np.asarray(seconds),
+                **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
+                **({'R_task': np.stack(trows, 1)} if trows else {}),
+                **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
+        if progress:
+            avg = acc[:n, :t + 1].mean(-1)
+            loss = float(np.mean(np.asarray(m['loss'])[:, -100:]))
+            progress(f'{label} task {t + 1}/{num_tasks}  '
+                     f'loss {loss:.4f}  avg acc {100 * avg.mean():.2f}% '
+                     f'(seeds {", ".join(f"{100 * a:.1f}" for a in avg)})'
+                     f'  {seconds[-1]:.1f}s')
+    jax.block_until_ready(state)
+    if jax.process_count() > 1:
+        state = distributed.gather(state)
+    return RunResult(R=np.stack(rows, 1)[:n], R_init=R_init[:n],
+                     metrics={k: np.stack(v, 1)[:n]
+                              for k, v in metrics.items()},
+                     seconds=np.asarray(seconds),
+                     R_valid=np.stack(vrows, 1)[:n] if vrows else None,
+                     state=jax.tree.map(lambda a: a[:n], state),
+                     R_task=np.stack(trows, 1)[:n] if trows else None)

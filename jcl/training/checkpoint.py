@@ -1,0 +1,144 @@
+"""Task-end checkpoints of the whole carry, leaves stored by name.
+
+A checkpoint is one ``.npz``: every leaf of the carry under its tree path
+(``carry/params/Dense_0/kernel``, ``carry/mstate/si/omega/...``; PRNG
+keys included) and the per-task results the caller adds
+(``extra/<name>``). It is written atomically and loads without pickle.
+Restoring matches leaves by name against a freshly initialised carry, so
+a changed structure is a clear error that names the leaves, and a
+single entry (a task's bank) can be read back by name.
+
+>>> import os, tempfile, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), 'c.npz')
+>>> save(path, {'w': np.ones(2), 'b': np.zeros(1)}, tasks_done=1)
+>>> tree, extra = load(path, {'w': np.zeros(2), 'b': np.zeros(1)})
+>>> tree['w'].tolist(), int(extra['tasks_done'])
+([1.0, 1.0], 1)
+>>> load(path, {'w': np.zeros(3), 'b': np.zeros(1)})
+Traceback (most recent call last):
+...
+jcl.core.errors.DataError: checkpoint ... (w: shape (2,) in the file, ...
+"""
+
+import os
+import tempfile
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jcl.core.errors import DataError, OutputError
+from jcl.core.tree import leaf_names
+
+TREE, EXTRA = 'carry/', 'extra/'
+
+
+def save(path, tree, **extra):
+    """Writes ``tree``'s leaves (by name) and ``extra`` arrays to ``path``.
+
+    The file appears complete or not at all (write to a temporary file in
+    the same folder, then ``os.replace``).
+    """
+    arrays = {TREE + n: np.asarray(x)
+              for n, x in zip(leaf_names(tree), jax.tree.leaves(tree))}
+    for k, v in extra.items():
+        arrays[EXTRA + k] = np.asarray(v)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+        with os.fdopen(fd, 'wb') as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f'cannot write checkpoint {path}: {e}') from None
+
+
+def read(path, name=None) -> dict:
+    """All arrays of a checkpoint by name (``carry/...``, ``extra/...``);
+    ``path`` is a file name or an open binary file (``name`` names it in
+    messages).
+
+    Raises :class:`DataError` naming the file if it is unreadable.
+    """
+    try:
+        with np.load(path) as f:
+            return dict(f)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f'checkpoint {name or path} is unreadable ({e}); '
+                        'delete it to restart that run from '
+                        'scratch') from None
+
+
+def load(path, like, name=None):
+    """Restores a tree shaped like ``like`` and the extra arrays
+    (``path``: a file name or an open binary file, ``name`` its name).
+
+    Returns:
+      ``(tree, extra)``. Raises :class:`DataError` naming the file and the
+      first mismatching leaves if it is truncated or its leaves do not
+      match those of ``like`` by name, shape and dtype.
+    """
+    files = read(path, name)
+    path = name or path
+    names = leaf_names(like)
+    leaves, treedef = jax.tree.flatten(like)
+    stored = {k[len(TREE):]: v for k, v in files.items()
+              if k.startswith(TREE)}
+    problems = [f'{n}: missing in the file' for n in names
+                if n not in stored]
+    problems += [f'{n}: in the file, not in this run' for n in stored
+                 if n not in set(names)]
+    for n, x in zip(names, leaves):
+        if n in stored and (stored[n].shape != np.shape(x)):
+            problems.append(f'{n}: shape {stored[n].shape} in the file, '
+                            f'{np.shape(x)} here')
+        elif n in stored and stored[n].dtype != _dtype(x):
+            problems.append(f'{n}: dtype {stored[n].dtype} in the file, '
+                            f'{_dtype(x)} here')
+    if problems:
+        more = f' and {len(problems) - 3} more' if len(problems) > 3 else ''
+        raise DataError(f'checkpoint {path} does not match this run ('
+                        f'{"; ".join(problems[:3])}{more}); delete it or '
+                        'use another --out')
+    tree = jax.tree.unflatten(treedef, [stored[n] for n in names])
+    extra = {k[len(EXTRA):]: v for k, v in files.items()
+             if k.startswith(EXTRA)}
+    return tree, extra
+
+
+def _dtype(x):
+    """A leaf's dtype (arrays of any kind, Python scalars)."""
+    return np.dtype(x.dtype) if hasattr(x, 'dtype') else np.result_type(x)
+
+
+# a streamed run's per-task records (jcl.sweep.streamed), saved beside its carry
+RECORDS = ('R', 'loss', 'steps', 'epochs', 'best_epoch', 'valid_acc',
+           'seconds')
+
+
+def load_records(ckpt_path, state):
+    """``(state, tasks_done, records)`` from the checkpoint at
+    ``ckpt_path`` (its carry shaped like ``state``), or ``(state, 0,
+    empty records)`` without one; records: a list per task of each of
+    :data:`RECORDS` (``[S, ...]`` arrays; ``seconds`` a float)."""
+    rec = {k: [] for k in RECORDS}
+    if not (ckpt_path and os.path.exists(ckpt_path)):
+        return state, 0, rec
+    state, extra = load(ckpt_path, jax.tree.map(np.asarray, state))
+    missing = [k for k in rec if k not in extra]
+    if missing:
+        raise DataError(f'checkpoint {ckpt_path} is not a streamed run\'s '
+                        f'(no {", ".join(missing)}); delete it or use '
+                        'another path')
+    for k in rec:
+        rec[k] = list(extra[k] if k == 'seconds'
+                      else np.moveaxis(extra[k], 1, 0))
+    return (jax.tree.map(jnp.asarray, state), int(extra['tasks_done']),
+            rec)
+
+
+def stack_records(rec):
+    """Per-task records stacked on the task axis (``[S, T, ...]``)."""
+    return {k: np.asarray(v) if k == 'seconds' else np.stack(v, 1)
+            for k, v in rec.items()}

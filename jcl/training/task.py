@@ -1,0 +1,291 @@
+"""Compiled continual training: one step function, two ways to feed it.
+
+A :class:`jcl.training.learner.Learner` is the static part of an experiment; the
+numeric hyperparameters ``hp`` (a dict of scalars) are arguments, so a
+seed or a grid point is just a ``vmap`` axis.
+
+The same compiled step (:func:`make_step`) runs
+
+* **fused** (:func:`train_task`): a whole task as one ``lax.scan`` over
+  minibatches drawn on the device from device-resident data (the fast
+  path), or
+* **streamed** (:func:`train_chunk`): ``K`` steps over host-prepared
+  batches (:mod:`jcl.sweep.streamed`: epochs, shuffling without replacement, a
+  per-task number of steps, a learning-rate schedule).
+
+:func:`finish_task` then consolidates and evaluates.
+
+>>> import jax, jax.numpy as jnp
+>>> from jcl.training.learner import Learner, init_state
+>>> from jcl.methods import supervised
+>>> from jcl.models import mlp_classifier
+>>> learner = Learner(
+...     make_model=lambda hp: mlp_classifier((8,), num_outputs=2,
+...                                          input_dim=4),
+...     make_method=lambda hp, model: supervised(),
+...     num_steps=10, batch_size=4)
+>>> import numpy as np
+>>> from jcl import data, protocols
+>>> x = np.random.RandomState(0).randint(0, 255, (40, 4)).astype(np.uint8)
+>>> pool = dict(train_x=x, train_y=np.arange(40) % 2, test_x=x,
+...             test_y=np.arange(40) % 2)
+>>> proto = protocols.class_split('toy', pool, 'task')     # one task
+>>> hp = {'lr': 1e-3}
+>>> state = init_state(learner, hp, jax.random.PRNGKey(0))
+>>> state, metrics, acc = train_task(
+...     learner, state, hp, data.to_device(proto.train),
+...     data.to_device(proto.test), jnp.asarray(proto.active), jnp.int32(0))
+>>> metrics['loss'].shape, acc.shape, int(state.step)
+((10,), (1,), 10)
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jcl.analysis.evaluate import task_accuracies
+from jcl.core import tree
+from jcl.core.model import logits
+from jcl.core.records import CLState, Forward, Snapshot, Step, TaskCtx, TaskEnd
+from jcl.core.taskdata import TaskData, gather
+from jcl.training import banks
+from jcl.training.learner import Learner, begin_task, parts
+from jcl.training.progress import maybe_heartbeat
+
+
+def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
+    """The training step of one task: ``step(carry, raw, key) -> (carry,
+    metrics)``, ``carry = (params, model_state, opt_state, mstate)``.
+
+    One forward pass of the model on the prepared batch is shared by every
+    loss term; the gradient is taken of the trainable leaves only; the
+    method's gradient stage, the optimiser and the method's ``update``
+    follow. ``params`` (any carry's parameters) fixes the trainable/frozen
+    split; ``lr_scale`` multiplies the learning rate (a schedule). With
+    ``learner.bank_slices`` only row ``task_id`` of the model's banks is
+    differentiated and optimised (:mod:`jcl.training.banks`).
+    """
+    model, method, tx, mask, banked = parts(learner, hp, params, lr_scale)
+
+    def step(carry, raw, key):
+        params, model_state, opt_state, mstate = carry
+        batch = raw._replace(x=learner.prepare(raw.x))
+        if learner.augment is not None:
+            batch = batch._replace(x=learner.augment(
+                jax.random.fold_in(key, 0x6175), batch.x))
+        ctx = TaskCtx(task_id, key, active)
+        whole, frozen = tree.partition(params, mask)
+        trainable = banks.take(whole, banked, task_id)
+
+        def objective(part):
+            p = tree.merge(banks.put(whole, part, banked, task_id), frozen)
+            outputs, new_state = model.apply(p, model_state, batch.x,
+                                             batch.task, train=True)
+            terms, aux = method.loss(
+                mstate, Forward(p, model_state, batch, outputs, {}), ctx)
+            if banked is not None:   # a batch of another task: NaN losses
+                one = jnp.all(batch.task == task_id)
+                terms = {k: jnp.where(one, v, jnp.nan)
+                         for k, v in terms.items()}
+            return sum(terms.values()), (terms, aux, outputs, new_state)
+
+        (total, (terms, aux, outputs, new_state)), grads = \
+            jax.value_and_grad(objective, has_aux=True)(trainable)
+        record = Step(params, params, grads, new_state, batch, raw,
+                      outputs, aux)
+        if method.grads is not None:
+            grads = method.grads(mstate, record, ctx)
+        updates, opt_state = tx.update(grads, opt_state, trainable)
+        new_params = tree.merge(banks.put(
+            whole, optax.apply_updates(trainable, updates), banked,
+            task_id), frozen)
+        mstate = method.update(
+            mstate, record._replace(new_params=new_params, grads=grads), ctx)
+        return ((new_params, new_state, opt_state, mstate),
+                {'loss': total, **terms})
+
+    return step, tx, mask
+
+
+def draws(learner: Learner, train: TaskData, task_id, key):
+    """All minibatch draws of a task at once (one RNG call, not one per
+    step): uniform with replacement, or epochs without replacement.
+
+    Returns:
+      ``(picks, valid)``: int ``[S, B]`` entries of the task per step, and
+      bool ``[S]`` which steps are real (``None``: all are).
+    """
+    b = learner.batch_size
+    count = train.count[task_id]
+    if learner.epochs is None:
+        return jax.random.randint(key, (learner.num_steps, b), 0,
+                                  count), None
+    width = train.index.shape[1]
+    per_epoch = width // b
+
+    def epoch(k):
+        u = jax.random.uniform(k, (width,))
+        order = jnp.argsort(jnp.where(jnp.arange(width) < count, u, 2.0))
+        return order[:per_epoch * b].reshape(per_epoch, b)
+
+    picks = jax.vmap(epoch)(jax.random.split(key, learner.epochs))
+    valid = jnp.tile(jnp.arange(per_epoch) < count // b, learner.epochs)
+    return picks.reshape(-1, b), valid
+
+
+
+def train_task(learner: Learner, state: CLState, hp, train: TaskData,
+               test, active, task_id):
+    """Trains one task on device-resident data, consolidates, evaluates.
+
+    Args:
+      learner: static. state: the carry. hp: scalar hyperparameters.
+      train: the training data. test: the evaluation data, a
+        :class:`TaskData` or a dict of them (e.g. ``{'test', 'valid'}``).
+      active: bool ``[T, T, C]``, or a dict of such tables: ``'train'``
+        (training and consolidation) and, for any name of ``test``, the
+        table that view is scored with (see :func:`tables`).
+      task_id: int32 scalar (traced: no recompilation per task).
+
+    Returns:
+      ``(state, metrics, acc)``: the new carry; a dict of ``[num_steps]``
+      loss curves (``'loss'`` is their sum); ``acc[j]`` = test accuracy on
+      task ``j`` now (row ``task_id`` of ``R``), a dict of such rows when
+      ``test`` is a dict.
+    """
+    _, k_steps, _ = jax.random.split(state.key, 3)
+    state = begin_task(learner, state, hp, task_id)
+    step, _, _ = make_step(learner, hp, tables(active)[0], task_id,
+                           state.params)
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    # All minibatch draws of the task at once (one RNG call, not one per
+    # step): uniform with replacement, or epochs without replacement.
+    k_batch, k_loss = jax.random.split(k_steps)
+    picks, valid = draws(learner, train, task_id, k_batch)
+    n = picks.shape[0]
+
+    def body(carry, xs):
+        i, pick, k = xs
+        maybe_heartbeat(i, n)
+        raw = gather(train, train.index[task_id, pick],
+                     train.origin[task_id, pick])
+        new, metrics = step(carry, raw, k)
+        if valid is None:
+            return new, metrics
+        ok = valid[i]
+        return (jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, carry),
+                jax.tree.map(lambda v: jnp.where(ok, v, 0.0), metrics))
+
+    carry, metrics = jax.lax.scan(
+        body, carry, (jnp.arange(n), picks, jax.random.split(k_loss, n)))
+    done = n if valid is None else jnp.sum(valid.astype(jnp.int32))
+    state = _carry_to_state(state, carry, state.step + done)
+    state, acc = finish_task(learner, state, hp, train, test, active,
+                             task_id)
+    return state, metrics, acc
+
+
+def train_chunk(learner: Learner, state: CLState, hp, raw, keys, valid,
+                lr_scale, active, task_id):
+    """``K`` training steps over host-prepared batches (streamed path).
+
+    Args:
+      raw: a :class:`jcl.core.records.Batch` of ``[K, B, ...]`` raw examples.
+      keys: ``[K]`` step keys. valid: bool ``[K]``; a step that is not
+        valid (padding of a task's last chunk) leaves the carry as it is.
+      lr_scale: ``[K]`` learning-rate multipliers (a schedule).
+      active, task_id: as :func:`train_task`.
+
+    Returns:
+      ``(state, metrics)``, metrics ``[K]`` curves (0 at invalid steps).
+    """
+    def body(carry, xs):
+        batch, k, ok, scale = xs
+        step, _, _ = make_step(learner, hp, active, task_id, state.params,
+                               scale)
+        new, m = step(carry, batch, k)
+        keep = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        return (jax.tree.map(keep, new, carry),
+                jax.tree.map(lambda v: jnp.where(ok, v, 0.0), m))
+
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    carry, metrics = jax.lax.scan(body, carry, (raw, keys, valid, lr_scale))
+    return (_carry_to_state(state, carry,
+                            state.step + jnp.sum(valid.astype(jnp.int32))),
+            metrics)
+
+
+def _carry_to_state(state, carry, step):
+    params, model_state, opt_state, mstate = carry
+    return CLState(params, model_state, opt_state, mstate, step, state.key)
+
+
+def scores_fn(learner: Learner, hp, state: CLState):
+    """``(x, task) -> [B, C]``: the method's prediction override, or the
+    model's logits in evaluation mode."""
+    model = learner.make_model(hp)
+    method = learner.make_method(hp, model)
+    snap = Snapshot(state.params, state.model_state)
+    if method.predict is not None:
+        return functools.partial(method.predict, state.mstate, snap)
+    return functools.partial(logits, model, snap)
+
+
+def finish_task(learner: Learner, state: CLState, hp, train: TaskData,
+                test, active, task_id):
+    """Consolidates the method at a task's end and evaluates every task.
+
+    The task's randomness came from ``state.key``: its steps from the
+    second of its three parts, the consolidation from the third; the
+    first is the next task's key.
+
+    Returns:
+      ``(state, acc)``: ``acc`` as :func:`train_task`'s (``None`` when
+      ``test`` is ``None``).
+    """
+    active, views = tables(active)
+    model = learner.make_model(hp)
+    method = learner.make_method(hp, model)
+    key, _, k_cons = jax.random.split(state.key, 3)
+    mstate = method.consolidate(
+        state.mstate,
+        TaskEnd(state.params, state.model_state, train, learner.prepare),
+        TaskCtx(task_id, k_cons, active))
+    state = state._replace(mstate=mstate, key=key)
+    if test is None:
+        return state, None
+    scores = scores_fn(learner, hp, state)
+    return state, each_eval(lambda d, table: task_accuracies(
+        scores, d, table[task_id], learner.prepare), test, active, views)
+
+
+def initial_accuracy(learner: Learner, state: CLState, hp, test, active):
+    """``R_init[i, j]``: the untrained model with row ``i``'s masks."""
+    active, views = tables(active)
+    scores = scores_fn(learner, hp, state)
+    return each_eval(lambda d, table: jax.vmap(lambda row: task_accuracies(
+        scores, d, row, learner.prepare))(table), test, active, views)
+
+
+def tables(active):
+    """``(training table, {view name: table})`` of an ``active`` argument.
+
+    ``active`` is one bool ``[T, T, C]`` table, used for everything, or a
+    dict with the ``'train'`` table and one per evaluation view scored
+    differently: e.g. a Class-IL run's test data scored again with each
+    task's own units (``{'train': class_table, 'test_task': task_table}``).
+    """
+    if isinstance(active, dict):
+        return active['train'], {k: v for k, v in active.items()
+                                 if k != 'train'}
+    return active, {}
+
+
+def each_eval(fn, evals, active, views):
+    """``fn(data, table)`` on one TaskData, or on each value of a dict of
+    them with its view's table (``views[name]``, else ``active``)."""
+    if isinstance(evals, TaskData):
+        return fn(evals, active)
+    return {k: fn(v, views.get(k, active)) for k, v in evals.items()}
