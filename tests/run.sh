@@ -44,6 +44,9 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[test]'
+# build the documentation afresh (-E), warnings as errors: a broken
+# docstring or page fails the test command
+python -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
 python -c 'import jcl.datasets as d; d.load_mnist()'
 python -c 'import jcl.datasets as d; d.load_animal_mnist(); d.load_sklearn_digits()'
 # pytest exits 5 when it collects no test: a failure here, like any other

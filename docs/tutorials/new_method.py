@@ -61,26 +61,26 @@ def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
     log = None if quiet else print
     proto = catalog.load_protocol('split-mnist', scenario)
     mas_hp = {'lr': 1e-3, 'mas.lambda': 1.0}
-    out = {}
+    results = {}
     # 1. alone: the registered name works like a built-in one
-    out['mas'] = jcl.run_sweep(
+    results['mas'] = jcl.run_sweep(
         lambda static: learner_for(proto, ['mas'], iters=iters,
                                    static=static),
         proto, hparams=mas_hp, seeds=seeds, progress=log)
     # 2. with BI-R, written by hand, and by name through the catalogue
-    out['bir+mas (by hand)'] = jcl.run_sweep(
+    results['bir+mas (by hand)'] = jcl.run_sweep(
         by_hand(proto, iters=iters, strength=1.0), proto,
         hparams=mas_hp, seeds=seeds, progress=log)
     bir_hp = jcl.methods.catalog.default_hparams(
         ['bir', 'mas'], lr=1e-3, protocol='split-mnist', scenario=scenario)
-    out['bir+mas'] = jcl.run_sweep(
+    results['bir+mas'] = jcl.run_sweep(
         lambda static: learner_for(proto, ['bir', 'mas'], iters=iters,
                                    static=static),
         proto, hparams=bir_hp, seeds=seeds, progress=log)
     # 3. with a buffer method
     er_hp = jcl.methods.catalog.default_hparams(
         ['er', 'mas'], lr=1e-3, protocol='split-mnist', scenario=scenario)
-    out['er+mas'] = jcl.run_sweep(
+    results['er+mas'] = jcl.run_sweep(
         lambda static: learner_for(proto, ['er', 'mas'], iters=iters,
                                    static=static),
         proto, hparams=er_hp, seeds=seeds, progress=log)
@@ -91,7 +91,7 @@ def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
                                    static=static),
         proto, hparams=mas_hp, grid={'mas.lambda': [0.1, 1.0, 10.0, 100.0]},
         seeds=seeds, validation=0.1, progress=log)
-    for name, result in out.items():
+    for name, result in results.items():
         print(f'{name:20s} {scenario}-IL average accuracy %: '
               f'{average(result)}')
     chosen = grid.points[grid.chosen]['mas.lambda']
@@ -106,7 +106,7 @@ def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
            str(cli_iters or iters), '--out', out, '--overwrite']
     print('$', ' '.join(cmd[1:]))
     subprocess.run(cmd, check=True, env=env)
-    return out, grid
+    return results, grid
 
 
 if __name__ == '__main__':

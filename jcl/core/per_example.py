@@ -4,8 +4,9 @@ Importance estimates of continual learning (EWC's Fisher, MAS, the
 empirical Fisher) are sums over examples of squared (or absolute)
 *per-example* gradients. A plain ``vmap(grad)`` materialises one gradient
 per example; :func:`weighted_powers` gets the same sums for any model,
-and for a model that declares dense taps (:class:`jcl.core.model.
-DenseTaps`: the MLP classifiers) in a fraction of the time: for a layer
+and for a model that declares dense taps
+(:class:`jcl.core.model.DenseTaps`: the MLP classifiers) in a fraction
+of the time: for a layer
 ``y = a @ W + b`` the per-example gradient of ``W`` is the outer product
 ``a_i (x) u_i``, so ``sum_i w_i |a_i (x) u_i|**p = (|a|**p).T @ (w |u|**p)``:
 one backward pass of the layer perturbations per output and one matmul

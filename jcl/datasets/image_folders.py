@@ -13,7 +13,8 @@ Sources that ``open_image_tasks(path)`` understands:
 * a **root folder** whose visible subfolders are the tasks, sorted by name;
 * the **CLR/SKILL release** root (``rolling_releases/database_2.sqlite``
   and ``original_images/``): the tasks are the database's
-  ``dataset_id``s, by default the 53 of CLR in the reference's order.
+  ``dataset_id`` values, by default the 53 of CLR in the reference's
+  order.
 
 A task folder has one of two layouts (torchvision ``ImageFolder``
 conventions: classes are the subfolders sorted by name, labelled 0..C-1,
@@ -228,7 +229,8 @@ def open_image_tasks(path, image_size=224, seed=0, subsample='reference', *,
       subsample: ``'reference'`` (the reference's per-class subsample of
         every split) or None (every image).
       tasks: the tasks to keep, in this order: names (folders) or
-        ``dataset_id``s (release); default all (release: CLR's 53).
+        ``dataset_id`` values (release); default all (release: CLR's
+        53).
       workers: decoding threads; default ``min(8, os.cpu_count())``.
       cache_bytes: bound of the cache of decoded images (0: none).
       val_fraction: share of each class that a plain-layout task puts in

@@ -6,17 +6,17 @@ Each method is a way of training the backbone, which is its model
 :func:`jcl.models.backbone.resnet_model`), plus the CLR reference's weight
 penalty ``l2`` on the trained tensors (:mod:`jcl.methods.weight_penalty`):
 
-==========  ================================================  =========
-method      trains                                            mode
-==========  ================================================  =========
-clr         CLR kernels after non-1x1 convs, BN, heads         clr
-clr_full    CLR kernels after every conv, BN, heads            clr-full
-sgd         everything (fine-tuning), a head per task          finetune
-sgd_ll      the last layer (one shared head)                   linear
-psp         everything, inputs in a per-task ±1 superposition  psp
-supsup      a binary supermask per task over frozen weights    supsup
-eft         EFT layers (and the convs on the first task)       eft
-==========  ================================================  =========
+==========  ==================================================  =========
+method      trains                                              mode
+==========  ==================================================  =========
+clr         CLR kernels after non-1x1 convs, BN, heads          clr
+clr_full    CLR kernels after every conv, BN, heads             clr-full
+sgd         everything (fine-tuning), a head per task           finetune
+sgd_ll      the last layer (one shared head)                    linear
+psp         everything, inputs in a per-task ±1 superposition   psp
+supsup      a binary supermask per task over frozen weights     supsup
+eft         EFT layers (and the convs on the first task)        eft
+==========  ==================================================  =========
 
 >>> model = clr_model(num_tasks=2, head_width=3, stem='small',
 ...                   input_shape=(8, 8, 3))

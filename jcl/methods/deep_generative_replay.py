@@ -52,8 +52,8 @@ def gr(model: Model, *, num_classes: int, num_tasks: int | None = None,
 
     Returns:
       A method that replays: the generator's loss on the current batch
-      and the replay terms (:func:`jcl.methods.generated_replay.
-      generative_replay`).
+      and the replay terms
+      (:func:`jcl.methods.generated_replay.generative_replay`).
     """
     return with_generator(generator_loss(model), generative_replay(
         model, num_classes=num_classes, distill=distill,

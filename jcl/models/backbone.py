@@ -10,7 +10,7 @@ clr         CLR kernels, BN, head       per task    per task  non-1x1
 clr-full    CLR kernels, BN, head       per task    per task  every conv
 finetune    everything                  shared      per task  none
 linear      the head                    frozen      shared    none
-eft         EFT layers (and, on the      per task    per task  EFT, every
+eft         EFT layers (and, on the     per task    per task  EFT, every
             first task, the convs)                            conv
 psp         everything                  per task    per task  none
 supsup      mask scores (frozen convs)  per task    per task  none

@@ -127,8 +127,8 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
         tasks from the host in epochs (the CLR protocols), or ``None``
         for the compiled fused path.
       pretrained: leaves overlaid on every row's initialisation, or
-        ``model -> overlay`` (:func:`jcl.models.backbone.
-        pretrained_overlay`), or ``None``.
+        ``model -> overlay``
+        (:func:`jcl.models.backbone.pretrained_overlay`), or ``None``.
       checkpoint_dir: a folder for each group's checkpoint after every
         task (``ckpt-GROUP.npz``); a sweep started again over it resumes
         after the last finished task. ``None``: no checkpoints.

@@ -174,8 +174,9 @@ class OffsetSplit:
 def folder_sequence(path, *, image_size=224, num_tasks=None, seed=None,
                     workers=None) -> protocols.Protocol:
     """A task sequence from image folders (the CLR release, a task list or
-    a root of task folders; :func:`jcl.datasets.image_folders.
-    open_image_tasks`, the reference's subsample and its seed 27 unless
+    a root of task folders;
+    :func:`jcl.datasets.image_folders.open_image_tasks`, the reference's
+    subsample and its seed 27 unless
     ``seed`` is given) as a Task-IL protocol whose splits are host
     sources: the heads are as wide as the largest task (at most 300
     classes), task ``t``'s active units the first ``C_t`` of its block."""
