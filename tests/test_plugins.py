@@ -76,11 +76,11 @@ def test_an_installed_entry_point_needs_no_flag(tmp_path):
     out = tmp_path / 'run'
     got = subprocess.run(
         [sys.executable, '-m', 'jcl', 'run', '--protocol', 'split-mnist',
-         '--scenario', 'task', '--method', 'mas+er', '--iters', '3',
+         '--scenario', 'task', '--method', 'mas+bir', '--iters', '3',
          '--out', str(out)], env=env, capture_output=True, text=True)
     assert got.returncode == 0, got.stderr
     summary = json.loads((out / 'summary.json').read_text())
-    assert summary['mas+er']['hp']['mas.lambda'] == 1.0
+    assert summary['mas+bir']['hp']['mas.lambda'] == 1.0
     listed = subprocess.run([sys.executable, '-m', 'jcl', 'methods'],
                             env=env, capture_output=True, text=True)
     assert 'mas ' in listed.stdout and 'a plug-in' in listed.stdout

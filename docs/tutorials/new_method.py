@@ -3,8 +3,8 @@
 Memory aware synapses (``mas.py`` beside this file, 30 lines of method)
 is written against jcl's public API only. This script trains it on split
 MNIST alone, composed with BI-R and with experience replay, searches its
-strength in one vmapped grid, and runs it from the command line through
-``--plugin``. Run it from this folder::
+strength beside BI-R in one vmapped grid, and runs it from the command
+line through ``--plugin``. Run it from this folder::
 
     python new_method.py                # the paper's 2000 iterations/task
     python new_method.py --iters 200    # a quicker look
@@ -50,6 +50,16 @@ def by_hand(proto, *, iters, strength):
                        num_steps=iters, batch_size=128)
 
 
+def sweep_by_name(proto, parts, *, iters, seeds, log, **kw):
+    """``jcl.run_sweep`` of registered methods by name, at their default
+    hyperparameters (the catalogue's, as ``jcl run`` uses them)."""
+    hp = jcl.methods.catalog.default_hparams(
+        parts, lr=1e-3, protocol='split-mnist', scenario=proto.scenario)
+    return jcl.run_sweep(
+        lambda static: learner_for(proto, parts, iters=iters, static=static),
+        proto, hparams=hp, seeds=seeds, progress=log, **kw)
+
+
 def average(result):
     """Average accuracy after the last task, per seed (%)."""
     R = result.R[0]                       # the first (only) grid point
@@ -60,42 +70,26 @@ def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
          quiet=False, out='runs/tutorial-mas-bir'):
     log = None if quiet else print
     proto = catalog.load_protocol('split-mnist', scenario)
-    mas_hp = {'lr': 1e-3, 'mas.lambda': 1.0}
+    run = dict(iters=iters, seeds=seeds, log=log)
     results = {}
     # 1. alone: the registered name works like a built-in one
-    results['mas'] = jcl.run_sweep(
-        lambda static: learner_for(proto, ['mas'], iters=iters,
-                                   static=static),
-        proto, hparams=mas_hp, seeds=seeds, progress=log)
+    results['mas'] = sweep_by_name(proto, ['mas'], **run)
     # 2. with BI-R, written by hand, and by name through the catalogue
     results['bir+mas (by hand)'] = jcl.run_sweep(
         by_hand(proto, iters=iters, strength=1.0), proto,
-        hparams=mas_hp, seeds=seeds, progress=log)
-    bir_hp = jcl.methods.catalog.default_hparams(
-        ['bir', 'mas'], lr=1e-3, protocol='split-mnist', scenario=scenario)
-    results['bir+mas'] = jcl.run_sweep(
-        lambda static: learner_for(proto, ['bir', 'mas'], iters=iters,
-                                   static=static),
-        proto, hparams=bir_hp, seeds=seeds, progress=log)
+        hparams={'lr': 1e-3, 'mas.lambda': 1.0}, seeds=seeds, progress=log)
+    results['bir+mas'] = sweep_by_name(proto, ['bir', 'mas'], **run)
     # 3. with a buffer method
-    er_hp = jcl.methods.catalog.default_hparams(
-        ['er', 'mas'], lr=1e-3, protocol='split-mnist', scenario=scenario)
-    results['er+mas'] = jcl.run_sweep(
-        lambda static: learner_for(proto, ['er', 'mas'], iters=iters,
-                                   static=static),
-        proto, hparams=er_hp, seeds=seeds, progress=log)
-    # 4. a grid over its strength: every point and seed in one program,
-    #    the point chosen on a validation split of the training data
-    grid = jcl.run_sweep(
-        lambda static: learner_for(proto, ['mas'], iters=iters,
-                                   static=static),
-        proto, hparams=mas_hp, grid={'mas.lambda': [0.1, 1.0, 10.0, 100.0]},
-        seeds=seeds, validation=0.1, progress=log)
+    results['er+mas'] = sweep_by_name(proto, ['er', 'mas'], **run)
+    # 4. a grid over its strength beside BI-R: every point and seed in one
+    #    program, the point chosen on a validation split of the training data
+    grid = sweep_by_name(proto, ['bir', 'mas'], **run, validation=0.1,
+                         grid={'mas.lambda': [0.1, 1.0, 10.0, 100.0]})
     for name, result in results.items():
         print(f'{name:20s} {scenario}-IL average accuracy %: '
               f'{average(result)}')
     chosen = grid.points[grid.chosen]['mas.lambda']
-    print(f'mas.lambda chosen on validation data: {chosen:g}')
+    print(f'bir+mas: mas.lambda chosen on validation data: {chosen:g}')
     # 5. the command line, through --plugin (this folder on the path)
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join(
         [os.path.dirname(os.path.abspath(__file__)),

@@ -203,37 +203,81 @@ def summary_markdown(summary: dict, meta: dict) -> str:
 
 
 def plot_curves(by_scenario: dict, path: str, *, title=''):
-    """Average accuracy against tasks learned, one line per method.
-
-    Args:
-      by_scenario: scenario -> {method: summary dict}; one panel each.
-      path: PNG to write.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    n = len(by_scenario)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
-    for ax, (scenario, summary) in zip(axes[0], by_scenario.items()):
-        for name, s in summary.items():
-            m = 100 * np.asarray(s['curve_mean'])
-            e = 100 * np.asarray(s['curve_sem'])
-            x = np.arange(1, len(m) + 1)
-            ax.plot(x, m, marker='o', ms=3, label=name)
-            ax.fill_between(x, m - e, m + e, alpha=0.2)
-        ax.set_title(f'{scenario}-incremental')
-        ax.set_xlabel('tasks learned')
-        ax.set_ylabel('average accuracy (%)')
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
+    """Average accuracy against tasks learned, a row per scenario: each
+    method's mean over seeds (thick, final value at its end) and each seed
+    (thin) on an axis fitted to the data, and where the best methods end
+    close together high in a wide range, a panel zooming in on them."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+    rows = [(sc, {n: 100 * evaluate.average_accuracy(np.asarray(s['R']))
+                  for n, s in d.items()}) for sc, d in by_scenario.items()]
+    names = dict.fromkeys(n for _, curves in rows for n in curves)
+    color = {n: colormaps['tab20']((2 * i + i // 10) % 20)  # tab10 first
+             for i, n in enumerate(names)}
+    zooms = [_zoom(curves) for _, curves in rows]
+    fig = Figure(figsize=(9, max(5.5, 4.2 * len(rows))))
+    axes = fig.subplots(len(rows), 1 + any(zooms), squeeze=False,
+                        width_ratios=[3, 2][:1 + any(zooms)])
+    for (scenario, curves), zoom, ax_row in zip(rows, zooms, axes):
+        for ax, ylim, name in zip(ax_row, (_span(curves.values()), zoom), (
+                f'{scenario}-incremental', 'the grey band, enlarged')):
+            for n, c in curves.items() if ylim else ():
+                x = np.arange(1, c.shape[1] + 1)
+                ax.plot(x, c.T, color=color[n], lw=0.7, alpha=0.4)
+                ax.plot(x, c.mean(0), color=color[n], lw=2, marker='o',
+                        ms=4, label=f'{n} {c[:, -1].mean():.1f}')
+                ax.set(ylim=ylim, xticks=x, title=name, xlabel='tasks '
+                       'learned', ylabel='average accuracy (%)')
+            ax.grid(alpha=0.3)
+        if zoom:
+            ax_row[0].axhspan(*zoom, color='0.9', zorder=0)
+    fig.suptitle(f'{title + ": " if title else ""}thick line: mean over '
+                 'seeds; thin lines: each seed')
     fig.tight_layout()
+    for ax in axes.flat:
+        _end_labels(ax, fig)
     tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    fig.savefig(tmp, dpi=150, bbox_inches='tight', pad_inches=0.15)
     os.replace(tmp, path)
+
+
+def _span(curves, margin=0.06):
+    """A range around every value of ``curves``, within [0, 100.5]."""
+    v = np.concatenate([np.ravel(c) for c in curves])
+    pad = max(margin * (v.max() - v.min()), 0.5)
+    return max(v.min() - pad, 0.0), min(v.max() + pad, 100.5)
+
+
+def _zoom(curves):
+    """The range of the 2+ methods ending near the best, if narrow."""
+    best = max(c[:, -1].mean() for c in curves.values())
+    top = [c for c in curves.values() if c[:, -1].mean() >= best - 15]
+    (lo, hi), zoom = _span(curves.values()), _span(top, 0.08)
+    return zoom if len(top) > 1 and 3 * (zoom[1] - zoom[0]) < hi - lo else None
+
+
+def _end_labels(ax, fig):
+    """Each mean line's label at its end, moved apart enough to be read."""
+    if not ax.lines:
+        return ax.axis('off')
+    (lo, hi), box = ax.get_ylim(), ax.get_position()
+    ppu = 72 * box.height * fig.get_figheight() / (hi - lo)  # points/unit
+    ends = sorted((ln for ln in ax.lines if ln.get_label()[0] != '_'
+                   and lo <= ln.get_ydata()[-1] <= hi),
+                  key=lambda ln: ln.get_ydata()[-1])
+    y = (np.array([ln.get_ydata()[-1] for ln in ends]) - lo) * ppu  # points
+    k = 11 * np.arange(len(ends))  # a line of 8-point text apart
+    pos = np.maximum.accumulate(np.maximum(y, 5.5) - k) + k
+    pos = np.minimum(pos, (hi - lo) * ppu - 5.5 - k[::-1])
+    last = ends[0].get_xdata()[-1]
+    text = 0.065 * max(len(ln.get_label()) for ln in ends) + 0.3  # inches
+    width = box.width * fig.get_figwidth()
+    ax.set_xlim(0.7, last + text * (last - 0.7) / max(width - text, 0.5))
+    for ln, y0, p in zip(ends, y, pos):
+        ax.annotate(ln.get_label(), (last, ln.get_ydata()[-1]), va='center',
+                    xytext=(14, p - y0), textcoords='offset points', fontsize=8,
+                    color=ln.get_color(), arrowprops=dict(
+                        arrowstyle='-', lw=0.5, color=ln.get_color()))
 
 
 def _atomic_text(path, text):
