@@ -27,7 +27,8 @@ def test_a_registered_method_composes_with_bir_on_the_command_line(
     code = cli.main(['run', '--plugin', 'mas', '--protocol', 'split-mnist',
                      '--scenario', 'class', '--method', 'mas+bir',
                      '--grid', 'mas.lambda=0,10', '--iters', '4', '--seeds',
-                     '2', '--validation', '0', '--out', str(out)])
+                     '1', '--hidden', '16', '--validation', '0', '--out',
+                     str(out)])
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / 'summary.json').read_text())
     assert set(summary) == {'mas+bir[mas.lambda=0]', 'mas+bir[mas.lambda=10]'}
@@ -77,7 +78,8 @@ def test_an_installed_entry_point_needs_no_flag(tmp_path):
     got = subprocess.run(
         [sys.executable, '-m', 'jcl', 'run', '--protocol', 'split-mnist',
          '--scenario', 'task', '--method', 'mas+bir', '--iters', '3',
-         '--out', str(out)], env=env, capture_output=True, text=True)
+         '--hidden', '16', '--out', str(out)], env=env, capture_output=True,
+        text=True)
     assert got.returncode == 0, got.stderr
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['mas+bir']['hp']['mas.lambda'] == 1.0

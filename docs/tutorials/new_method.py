@@ -24,12 +24,14 @@ from jcl.tasks import catalog
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mas import mas  # noqa: E402  (importing it registers 'mas')
 
+HIDDEN = (400, 400)   # the papers' MLP for split MNIST
+
 
 def learner_for(proto, parts, *, iters, static=None):
     """A learner of registered methods by name (the command line's way)."""
     return jcl.build_learner(proto, catalog.protocol_spec('split-mnist'),
-                             parts, hidden=(400, 400), iters=iters,
-                             batch=128, static_max=static)
+                             parts, hidden=HIDDEN, iters=iters, batch=128,
+                             static_max=static)
 
 
 def by_hand(proto, *, iters, strength):
@@ -37,7 +39,7 @@ def by_hand(proto, *, iters, strength):
     on the same model, behind the cross-entropy (``jcl.compose``)."""
     def make_model(hp):
         return jcl.methods.bir_model(
-            (400, 400), input_dim=784, num_outputs=proto.num_outputs,
+            HIDDEN, input_dim=784, num_outputs=proto.num_outputs,
             num_tasks=proto.num_tasks, gate_prop=0.1)
 
     def make_method(hp, model):
@@ -67,7 +69,8 @@ def average(result):
 
 
 def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
-         quiet=False, out='runs/tutorial-mas-bir'):
+         quiet=False, out='runs/tutorial-mas-bir',
+         strengths=(0.1, 1.0, 10.0, 100.0)):
     log = None if quiet else print
     proto = catalog.load_protocol('split-mnist', scenario)
     run = dict(iters=iters, seeds=seeds, log=log)
@@ -84,7 +87,7 @@ def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
     # 4. a grid over its strength beside BI-R: every point and seed in one
     #    program, the point chosen on a validation split of the training data
     grid = sweep_by_name(proto, ['bir', 'mas'], **run, validation=0.1,
-                         grid={'mas.lambda': [0.1, 1.0, 10.0, 100.0]})
+                         grid={'mas.lambda': list(strengths)})
     for name, result in results.items():
         print(f'{name:20s} {scenario}-IL average accuracy %: '
               f'{average(result)}')
@@ -97,7 +100,8 @@ def main(iters=2000, seeds=(0, 1), scenario='class', cli_iters=None,
     cmd = [sys.executable, '-m', 'jcl', 'run', '--plugin', 'mas',
            '--protocol', 'split-mnist', '--scenario', scenario, '--method',
            'mas+bir', '--seeds', str(len(seeds)), '--iters',
-           str(cli_iters or iters), '--out', out, '--overwrite']
+           str(cli_iters or iters), '--hidden', ','.join(map(str, HIDDEN)),
+           '--out', out, '--overwrite']
     print('$', ' '.join(cmd[1:]))
     subprocess.run(cmd, check=True, env=env)
     return results, grid

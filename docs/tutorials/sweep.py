@@ -48,7 +48,7 @@ def plot(result, path):
 
 
 def main(iters=2000, seeds=(0, 1, 2), values=None, path='sweep.png',
-         quiet=False):
+         quiet=False, hidden=(400, 400)):
     proto = catalog.load_protocol('split-mnist', 'domain')
     hp = jcl.methods.catalog.default_hparams(
         ['si'], lr=1e-3, protocol='split-mnist', scenario='domain')
@@ -56,7 +56,7 @@ def main(iters=2000, seeds=(0, 1, 2), values=None, path='sweep.png',
 
     def make_learner(static):
         return jcl.build_learner(proto, catalog.protocol_spec('split-mnist'),
-                                 ['si'], hidden=(400, 400), iters=iters,
+                                 ['si'], hidden=hidden, iters=iters,
                                  batch=128, static_max=static)
 
     result = jcl.run_sweep(make_learner, proto, hparams=hp,

@@ -22,16 +22,20 @@ switches off this is generative replay; each BI-R component is a switch:
 Replay-through-feedback is the model's choice (one model whose classifier
 sits on the encoder, :func:`jcl.models.rtf.rtf_vae`, or a classifier
 paired with a generator, :func:`jcl.models.paired`). The terms are on
-replayed data: :func:`jcl.core.combine.replay_weighted` weighs them ``1-1/t``.
+replayed data, unweighted here: :func:`jcl.methods.gr` and
+:func:`jcl.methods.bir` weigh them ``1 - 1/t`` and the generator's loss
+on the current batch ``1/t``.
 
->>> from jcl import combine
+>>> import jax, jcl
 >>> from jcl.methods import generator_loss, supervised
 >>> from jcl.models import mlp_classifier, paired, vae_model
 >>> model = paired(mlp_classifier((8,), num_outputs=4, input_dim=6),
 ...                vae_model((8,), latent=2, input_dim=6))
->>> method = combine.replay_weighted(
+>>> method = jcl.replay_weighted(
 ...     current=[('ce', supervised()), ('gen', generator_loss(model))],
 ...     replay=[('gr', generative_replay(model, num_classes=4))])
+>>> sorted(method.init(model.init(jax.random.PRNGKey(0)), None))
+['ce', 'gen', 'gr']
 """
 
 from typing import NamedTuple

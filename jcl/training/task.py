@@ -25,7 +25,8 @@ The same compiled step (:func:`make_step`) runs
 ...     make_method=lambda hp, model: supervised(),
 ...     num_steps=10, batch_size=4)
 >>> import numpy as np
->>> from jcl import data, protocols
+>>> from jcl.core import taskdata as data
+>>> from jcl.tasks import protocols
 >>> x = np.random.RandomState(0).randint(0, 255, (40, 4)).astype(np.uint8)
 >>> pool = dict(train_x=x, train_y=np.arange(40) % 2, test_x=x,
 ...             test_y=np.arange(40) % 2)
