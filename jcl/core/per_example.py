@@ -85,7 +85,7 @@ def dense_layers(model: Model, params, select: Callable):
 
 
 def _dense(model, snap, layers, x, task, outputs, extra, example_weight,
-           output_weight, power):
+           output_weight, power, active):
     """``sum_i w_i sum_k v_ik |g_ik|**p`` of every dense layer."""
     taps = model.views['taps']
     zeros = {name: {key: jnp.zeros((x.shape[0],) + layer['bias'].shape,
@@ -101,7 +101,12 @@ def _dense(model, snap, layers, x, task, outputs, extra, example_weight,
     outs, pullback, inputs = jax.vjp(forward, zeros, has_aux=True)
     weight = output_weight(outs) * example_weight[:, None]
     num = outs.shape[-1]
-    used = weight > 0
+    # outputs that no example uses are skipped; the test depends on the
+    # data alone (not the parameters), so under vmap over rows it stays a
+    # branch, not a select of both
+    used = example_weight[:, None] > 0
+    if active is not None:
+        used = used & active
 
     def add_output(acc, k):
         def add(acc):
@@ -147,8 +152,9 @@ def _generic(model, snap, select, x, task, outputs, extra, example_weight,
 
 
 def weighted_powers(model: Model, snap: Snapshot, x, task, outputs, extra=None,
-                    *, example_weight=None, output_weight=None, power=2,
-                    select: Callable | None = None, dense: bool = True):
+                    *, example_weight=None, output_weight=None, active=None,
+                    power=2, select: Callable | None = None,
+                    dense: bool = True):
     """``sum_i w_i sum_k v_ik |d outputs_ik / d theta|**power``.
 
     Args:
@@ -163,6 +169,9 @@ def weighted_powers(model: Model, snap: Snapshot, x, task, outputs, extra=None,
       example_weight: ``w``, float ``[B]`` (default: ones).
       output_weight: ``outs [B, K] -> v [B, K]`` (default: ones), e.g. the
         model's own probabilities for a Fisher; taken without gradient.
+      active: bool ``[B, K]``, the outputs whose weight may be nonzero (the
+        others are skipped, e.g. a scenario's inactive units), or ``None``
+        (all).
       power: 2 (squares), 1 (absolute values), or any positive number.
       select: the parameter subtree summed (default: ``model.main``).
       dense: use the dense fast path where it applies (static).
@@ -186,7 +195,7 @@ def weighted_powers(model: Model, snap: Snapshot, x, task, outputs, extra=None,
         return _generic(model, snap, select, x, task, outputs, extra,
                         example_weight, output_weight_fn, power)
     total = _dense(model, snap, layers, x, task, outputs, extra,
-                   example_weight, output_weight_fn, power)
+                   example_weight, output_weight_fn, power, active)
     return from_layers(layers, total, select(snap.params))
 
 

@@ -81,9 +81,11 @@ def fisher_diagonal(model: Model, end: TaskEnd, ctx: TaskCtx, *,
         chunk = DENSE_CHUNK if fast else GENERIC_CHUNK
 
     def fold(acc, batch, weight):
+        mask = ctx.mask(batch.task)
         f = weighted_powers(model, snap, batch.x, batch.task, log_probs,
-                            ctx.mask(batch.task), example_weight=weight,
-                            output_weight=jnp.exp, select=select, dense=dense)
+                            mask, example_weight=weight,
+                            output_weight=jnp.exp, active=mask,
+                            select=select, dense=dense)
         return jax.tree.map(jnp.add, acc, f)
 
     total, n = over_task(end, ctx, fold, tree.zeros_like(select(end.params)),
