@@ -106,7 +106,7 @@ def _dense(model, snap, layers, x, task, outputs, extra, example_weight,
     # branch, not a select of both
     used = example_weight[:, None] > 0
     if active is not None:
-        used = used & active
+        used = active & used
 
     def add_output(acc, k):
         def add(acc):
