@@ -1,8 +1,13 @@
-"""Rows split over several devices give the accuracy matrices of one
-device exactly: a sweep with 4 CPU devices (6 rows, padded to 8) against
-the same sweep on one device, in a subprocess (the device count is fixed
-when JAX starts). Parameters agree to float32 reassociation: a device's
-vmapped batch holds 2 rows instead of 6, and XLA sums in another order."""
+"""What a sweep split over devices guarantees, tested with 4 CPU devices
+in a subprocess (the device count is fixed when JAX starts), 6 rows
+padded to 8:
+
+* the same sweep on the same devices again: every number bit for bit;
+* against one device: the same computation up to float32 rounding (a
+  device's vmapped batch holds 2 rows instead of 6, and XLA may sum in
+  another order), so parameters agree to about 1e-3 and an accuracy may
+  differ by a test example or two, never more.
+"""
 
 import os
 import subprocess
@@ -12,10 +17,13 @@ import numpy as np
 import pytest
 
 SCRIPT = os.path.join(os.path.dirname(__file__), 'scripts', 'devices.py')
+# an accuracy on the synthetic data's ~40 test images per task: two images
+TWO_IMAGES = 0.05
 
 
 @pytest.mark.parametrize('order', ['fixed', 'shuffled'])
-def test_four_devices_equal_one_device_bit_for_bit(tmp_path, order):
+def test_devices_repeat_bit_for_bit_and_match_one_device_to_rounding(
+        tmp_path, order):
     out = tmp_path / 'r.npz'
     env = {**os.environ,
            'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
@@ -27,14 +35,18 @@ def test_four_devices_equal_one_device_bit_for_bit(tmp_path, order):
         keys = [k for k in f if k.endswith('/one/R')]
         assert len(keys) == 2
         for k in f:
-            if '/one/' not in k:
+            if '/mesh/' not in k:
                 continue
-            other = k.replace('/one/', '/mesh/')
-            if k.endswith('/R'):  # the accuracies: bit for bit
-                np.testing.assert_array_equal(f[k], f[other], err_msg=k)
-            else:  # float32 reassociation: 2 rows per device, not 6
-                np.testing.assert_allclose(f[k], f[other], rtol=1e-3,
-                                           atol=1e-3, err_msg=k)
+            # the same devices again: bit for bit
+            np.testing.assert_array_equal(f[k], f[k.replace('/mesh/',
+                                                            '/again/')])
+            one = f[k.replace('/mesh/', '/one/')]
+            if k.endswith('/R'):   # one device: a test image or two
+                assert np.abs(f[k] - one).max() <= TWO_IMAGES, k
+                assert np.abs(f[k] - one).mean() <= TWO_IMAGES / 10, k
+            else:
+                np.testing.assert_allclose(f[k], one, rtol=1e-3, atol=1e-3,
+                                           err_msg=k)
         assert f['gr/one/R'].shape == (6, 5, 5)
         # rows differ (their learning rates do): not one row copied
         assert not np.array_equal(f['si/one/R'][0], f['si/one/R'][-1])

@@ -1,6 +1,6 @@
-"""Runs the same sweep on one device and split over all local devices
-(tests/test_devices.py starts it with 4 CPU devices) and writes both
-results to an ``.npz``.
+"""Runs the same sweep on one device and twice split over all local
+devices (tests/test_devices.py starts it with 4 CPU devices) and writes
+the three results to an ``.npz``.
 
     python tests/scripts/devices.py OUT.npz [class-order]
 """
@@ -47,7 +47,8 @@ def main(out, order='fixed'):
         hpa = {k: np.full(len(seeds), v, np.float32) for k, v in hp.items()}
         hpa['lr'] = np.linspace(1e-3, 3e-3, len(seeds)).astype(np.float32)
         keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-        for name, mesh in (('one', None), ('mesh', row_mesh())):
+        for name, mesh in (('one', None), ('mesh', row_mesh()),
+                           ('again', row_mesh())):
             r = run_seeds(learner, proto, hpa, keys, progress=None,
                           mesh=mesh)
             results[f'{method}/{name}/R'] = r.R
