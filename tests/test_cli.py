@@ -198,3 +198,33 @@ def test_missing_fashion_data_is_one_line(tmp_path, capsys):
         'exist' in err
     assert 'apt-get install dataset-fashion-mnist' in err
     assert not (tmp_path / 'o').exists()
+
+
+def test_a_run_refused_after_claiming_its_folder_leaves_none(
+        tmp_path, capsys, monkeypatch):
+    """An error inside the run before anything is trained removes the
+    folder it created; a folder that existed before is left as it was."""
+    from jcl.cli import driver
+    from jcl.core.errors import ConfigError
+    base = ['run', '--protocol', 'split-mnist', '--scenario', 'class',
+            '--method', 'none', '--iters', '3']
+    done = tmp_path / 'done'
+    assert run_main(base + ['--out', str(done)], capsys)[0] == 0
+    before = sorted(p.relative_to(done) for p in done.rglob('*'))
+
+    def refuse(cfg, folder, **kw):
+        assert os.path.exists(os.path.join(folder, 'config.json'))
+        raise ConfigError('refused inside the run')
+
+    monkeypatch.setattr(driver, 'run_config', refuse)
+    out = tmp_path / 'new'
+    code, stdout, err = run_main(base + ['--out', str(out)], capsys)
+    assert code == 2 and 'refused inside the run' in err
+    assert not out.exists()
+    code, _, err = run_main(base + ['--iters', '4', '--out', str(done),
+                                    '--overwrite'], capsys)
+    assert code == 2
+    assert not (tmp_path / '.done.jcl-overwritten').exists()
+    code, _, err = run_main(base + ['--out', str(done)], capsys)
+    assert 'already finished' in err
+    assert sorted(p.relative_to(done) for p in done.rglob('*')) == before

@@ -89,3 +89,41 @@ def test_image_folder_sequence_runs_from_a_task_list(tmp_path, capsys,
                      'task', '--method', 'clr', '--backbone', weights,
                      '--out', str(tmp_path / 'x')])
     assert code == 2 and '--data-dir' in capsys.readouterr().err
+
+
+def _evil_pickle(path):
+    """A PyTorch-style zip whose pickle asks for ``posix.system``."""
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ('true',))
+
+    with zipfile.ZipFile(path, 'w') as z:
+        z.writestr('archive/data.pkl', pickle.dumps(Evil(), protocol=2))
+        z.writestr('archive/version', '3\n')
+
+
+@pytest.mark.parametrize('kind', ['random bytes', 'pickle', 'not a resnet'])
+def test_a_refused_backbone_leaves_no_folder(tmp_path, capsys, weights,
+                                             kind):
+    """Refused before anything is written; the same --out then takes the
+    good file as a new run."""
+    bad = tmp_path / 'bad.pth'
+    if kind == 'random bytes':
+        bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == 'pickle':
+        _evil_pickle(bad)
+    else:
+        bad = tmp_path / 'bad.npz'
+        np.savez(bad, **{'fc.weight': np.zeros((2, 3), np.float32)})
+    out = tmp_path / 'o'
+    code = cli.main(['run', *QUICK, '--method', 'clr', '--backbone',
+                     str(bad), '--out', str(out)])
+    text = capsys.readouterr()
+    assert code == 2 and 'Traceback' not in text.err, text.err
+    assert 'writing' not in text.out and not out.exists()
+    code = cli.main(['run', *QUICK, '--method', 'clr', '--iters', '1',
+                     '--backbone', weights, '--out', str(out)])
+    assert code == 0, capsys.readouterr().err

@@ -12,7 +12,6 @@ An error found before training (a bad name or value, missing or corrupt
 data, an unwritable folder) leaves nothing behind.
 """
 
-import json
 import os
 import sys
 
@@ -38,10 +37,18 @@ def compilation_cache():
 
 
 def main(argv=None) -> int:
+    from jcl.cli import rerun
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        argv = rerun.expand_argv(argv)
+    except JclError as e:
+        print(f'jcl: error: {e}', file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     try:
         if args.command == 'report':
-            return report(args.folder)
+            from jcl.cli.report import report
+            return report(args.folders, args.out)
         if args.command == 'methods':
             return list_methods(args.plugin)
         if args.command == 'pretrain':
@@ -54,6 +61,7 @@ def main(argv=None) -> int:
                                     args.process_id, args.distributed)
         load_plugins(args.plugin)
         cfg = resolve(args)
+        cfg['command'] = rerun.record(argv[1:])
         folder = args.out or os.path.join(
             'runs', f'{cfg["protocol"]}-{config_hash(cfg)}')
         if dist:
@@ -63,11 +71,23 @@ def main(argv=None) -> int:
         main = distributed.is_main()
         log = (lambda s: print(s, flush=True)) if main else (lambda s: None)
         arrays = driver.load_arrays(cfg, log=log)
+        weights = driver.load_backbone(cfg)
+        driver.check_config(cfg, arrays, weights)
+        fresh = not os.path.exists(folder)
         resuming = claim_folder(folder, cfg, args.overwrite)
         compilation_cache()
         log(f'jcl: {"resuming" if resuming else "writing"} {folder}' + (
             f' ({mesh.devices.size} devices)' if mesh is not None else ''))
-        driver.run_config(cfg, folder, log=log, arrays=arrays, mesh=mesh)
+        from jcl.cli import folders
+        try:
+            driver.run_config(cfg, folder, log=log, arrays=arrays,
+                              mesh=mesh, weights=weights)
+        except JclError:
+            if main:
+                folders.release(folder, fresh=fresh, ok=False)
+            raise
+        if main:
+            folders.release(folder, fresh=fresh, ok=True)
         log(f'jcl: results in {folder}')
         return 0
     except JclError as e:
@@ -118,22 +138,6 @@ def claim_folder(folder, cfg, overwrite) -> bool:
         raise OutputError(f'process 0 refused {folder} (its message says '
                           'why)')
     return bool(status)
-
-
-def report(folder):
-    """Rebuilds the summaries and plots of a results folder."""
-    from jcl.cli import driver
-    cfg_path = os.path.join(folder, 'config.json')
-    if not os.path.exists(cfg_path):
-        raise OutputError(f'{folder} is not a jcl results folder')
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    for s in cfg['scenarios']:
-        done = driver.finished_results(folder, cfg, s)
-        if done:
-            driver.write_scenario(folder, cfg, s, done)
-    print(f'jcl: rebuilt the summaries in {folder}')
-    return 0
 
 
 if __name__ == '__main__':

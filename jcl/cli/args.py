@@ -19,6 +19,13 @@ def parser() -> argparse.ArgumentParser:
         prog='jcl', description='Continual learning in JAX.')
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='train and evaluate on a protocol')
+    r.add_argument('--from', dest='from_folder', metavar='DIR',
+                   help='repeat the run of results folder DIR (its '
+                   'config.json records the command); flags given with it '
+                   'override the recorded ones; the results go to DIR '
+                   'unless --out says otherwise')
+    r.add_argument('--config', dest='from_config', metavar='FILE',
+                   help='the same from a config.json (DIR/config.json)')
     r.add_argument('--protocol', required=True,
                    help=', '.join(catalog.PROTOCOLS))
     r.add_argument('--scenario', required=True,
@@ -130,8 +137,13 @@ def parser() -> argparse.ArgumentParser:
                           'hyperparameters and defaults')
     meth.add_argument('--plugin', action='append', default=[],
                       metavar='MODULE', help='import MODULE first')
-    rep = sub.add_parser('report', help='rebuild summaries and plots')
-    rep.add_argument('folder')
+    rep = sub.add_parser('report', help='rebuild the summaries and plots '
+                         'of results folders; several: one table and one '
+                         'plot for all')
+    rep.add_argument('folders', nargs='+', metavar='DIR')
+    rep.add_argument('--out', default='report', metavar='PREFIX',
+                     help='several folders: write PREFIX.md and PREFIX.png '
+                     '(default: report)')
     pre = sub.add_parser('pretrain', help='train a front end (conv '
                          'layers, for --features) or a ResNet backbone '
                          '(torchvision layout, for --backbone)')

@@ -209,9 +209,13 @@ def default_backbone(spec) -> str:
 
 def scenario_config(cfg: dict, scenario: str) -> dict:
     """The part of ``cfg`` that one scenario's folder ran."""
-    return {**cfg, 'scenarios': [scenario],
-            'hparams': {k: v for k, v in cfg['hparams'].items()
-                        if k.startswith(f'{scenario}/')}}
+    from jcl.cli.rerun import with_scenario
+    out = {**cfg, 'scenarios': [scenario],
+           'hparams': {k: v for k, v in cfg['hparams'].items()
+                       if k.startswith(f'{scenario}/')}}
+    if 'command' in cfg:
+        out['command'] = with_scenario(cfg['command'], scenario)
+    return out
 
 
 def file_sha256(path) -> str:
@@ -220,10 +224,15 @@ def file_sha256(path) -> str:
     return sha256(path, 'weights file')
 
 
+# where the data lie, the hash itself, and the command that made the run
+# (the same run is typed in many ways) do not decide its numbers
+_NOT_HASHED = ('data_dir', 'hash', 'command')
+
+
 def config_hash(cfg) -> str:
     """A short hash of everything that decides a run's numbers."""
     text = json.dumps({k: v for k, v in cfg.items()
-                       if k not in ('data_dir', 'hash')}, sort_keys=True)
+                       if k not in _NOT_HASHED}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -238,8 +247,8 @@ def config_diff(old, new, most=3) -> str:
             else:
                 out[f'{prefix}{k}'] = v
         return out
-    a = flat({k: v for k, v in old.items() if k not in ('hash', 'data_dir')})
-    b = flat({k: v for k, v in new.items() if k not in ('hash', 'data_dir')})
+    a = flat({k: v for k, v in old.items() if k not in _NOT_HASHED})
+    b = flat({k: v for k, v in new.items() if k not in _NOT_HASHED})
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     parts = [f'{k}: {a.get(k, "unset")} -> {b.get(k, "unset")}'
              for k in keys[:most]]

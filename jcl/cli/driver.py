@@ -17,6 +17,7 @@ from jcl.analysis.evaluate import average_accuracy
 from jcl.cli.folders import run_folder, scenario_folder
 from jcl.methods.assemble import build_learner
 from jcl.sweep import distributed
+from jcl.sweep.grid import grid_points, rows, static_max
 from jcl.sweep.run import run_sweep
 from jcl.tasks import catalog
 
@@ -69,46 +70,88 @@ def sequence_schedule(cfg):
         patience=epochs_lib.REFERENCE_PATIENCE, max_steps=cfg.get('max_steps'))
 
 
-def backbone_overlay(cfg, spec):
-    """``model -> overlay``: the backbone of ``cfg['backbone']`` on the
-    model's ResNet."""
-    from jcl.models.backbone import pretrained_overlay
+def load_backbone(cfg):
+    """The state dict of ``cfg['backbone']`` (``None`` without one); a
+    refused file raises a DataError before anything is written."""
+    if not cfg.get('backbone'):
+        return None
     from jcl.weights.statedict import load_state_dict
-    weights = load_state_dict(cfg['backbone'])
+    return load_state_dict(cfg['backbone'])
+
+
+def backbone_overlay(cfg, spec, weights):
+    """``model -> overlay``: the backbone ``weights`` (of
+    ``cfg['backbone']``) on the model's ResNet."""
+    from jcl.models.backbone import pretrained_overlay
     return lambda model: pretrained_overlay(
         model, weights, int(spec.backbone[6:]), source=cfg['backbone'])
 
 
-def _run_method(cfg, folder, scenario, method, arrays, log, mesh):
-    rfolder = run_folder(folder, cfg, scenario, method)
-    if distributed.is_main():
-        os.makedirs(rfolder, exist_ok=True)
-    parts = methods.parse(method)
-    spec = catalog.protocol_spec(cfg['protocol'])
-    hp = cfg['hparams'][f'{scenario}/{method}']
-    grid = {k: v for k, v in cfg.get('grid', {}).items() if k in hp}
-    seed0 = cfg.get('first_seed', 0)
-    seeds = list(range(seed0, seed0 + cfg['seeds']))
-    shared = protocols_for(cfg, scenario, seeds[:1], arrays)
-    per_seed = isinstance(shared, list)
+class _Setup:
+    """One (scenario, method) of a configuration, ready for the sweep."""
 
-    def make_learner(static):
-        first = shared[0] if per_seed else shared
+    def __init__(self, cfg, scenario, method, arrays):
+        self.parts = methods.parse(method)
+        self.spec = catalog.protocol_spec(cfg['protocol'])
+        self.hp = cfg['hparams'][f'{scenario}/{method}']
+        self.grid = {k: v for k, v in cfg.get('grid', {}).items()
+                     if k in self.hp}
+        seed0 = cfg.get('first_seed', 0)
+        self.seeds = list(range(seed0, seed0 + cfg['seeds']))
+        self.cfg = cfg
+        shared = protocols_for(cfg, scenario, self.seeds[:1], arrays)
+        per_seed = isinstance(shared, list)
+        self.first = shared[0] if per_seed else shared
+        self.protocol = ((lambda s: protocols_for(cfg, scenario, [s],
+                                                  arrays)[0])
+                         if per_seed else shared)
+
+    def make_learner(self, static):
+        cfg = self.cfg
         return build_learner(
-            first, spec, parts, hidden=tuple(cfg['hidden']),
+            self.first, self.spec, self.parts, hidden=tuple(cfg['hidden']),
             gen_hidden=tuple(cfg.get('gen_hidden') or ()) or None,
             iters=cfg['iters'], batch=cfg['batch'], epochs=cfg.get('epochs'),
             reinit=cfg.get('reinit', False), static_max=static)
 
+    def check(self, weights):
+        """Builds what the sweep will build (the learner, the backbone's
+        overlay), so that a refusal comes before the folder is written."""
+        learner = self.make_learner(static_max(rows(
+            self.hp, grid_points(self.grid), self.seeds)))
+        if weights is not None:
+            backbone_overlay(self.cfg, self.spec, weights)(
+                learner.make_model(self.hp))
+
+
+def check_config(cfg, arrays, weights=None):
+    """Raises the error a run of ``cfg`` would meet while building its
+    learners (a refused combination, a backbone that is no such ResNet);
+    writes nothing."""
+    for scenario in cfg['scenarios']:
+        for method in cfg['methods']:
+            _Setup(cfg, scenario, method, arrays).check(weights)
+
+
+def _run_method(cfg, folder, scenario, method, arrays, log, mesh,
+                weights=None):
+    rfolder = run_folder(folder, cfg, scenario, method)
+    if distributed.is_main():
+        os.makedirs(rfolder, exist_ok=True)
+    setup = _Setup(cfg, scenario, method, arrays)
+    spec, hp = setup.spec, setup.hp
     sequence = spec.kind == 'sequence'
     t0 = time.time()
+    if sequence and weights is None:
+        weights = load_backbone(cfg)
     got = run_sweep(
-        make_learner, (lambda s: protocols_for(cfg, scenario, [s], arrays)[0])
-        if per_seed else shared, hparams=hp, grid=grid, seeds=seeds,
-        seed_chunk=cfg['seed_chunk'], joint=methods.catalog.is_joint(parts),
+        setup.make_learner, setup.protocol, hparams=hp, grid=setup.grid,
+        seeds=setup.seeds, seed_chunk=cfg['seed_chunk'],
+        joint=methods.catalog.is_joint(setup.parts),
         mesh=None if sequence else mesh,
         schedule=sequence_schedule(cfg) if sequence else None,
-        pretrained=backbone_overlay(cfg, spec) if sequence else None,
+        pretrained=(backbone_overlay(cfg, spec, weights) if sequence
+                    else None),
         checkpoint_dir=rfolder, progress=log,
         label=f'[{scenario}/{method}]')
     result = result_arrays(got, sorted(hp))
@@ -169,7 +212,8 @@ def write_scenario(folder, cfg, scenario, done):
     return summary
 
 
-def run_config(cfg, folder, log=print, arrays=None, mesh=None):
+def run_config(cfg, folder, log=print, arrays=None, mesh=None,
+               weights=None):
     """Runs every (scenario, method) of ``cfg``; resumable at task ends.
 
     With several processes, all train and process 0 alone reads and
@@ -184,7 +228,7 @@ def run_config(cfg, folder, log=print, arrays=None, mesh=None):
                 log(f'[{scenario}/{method}] finished earlier, kept')
                 continue
             done[method] = _run_method(cfg, folder, scenario, method,
-                                       arrays, log, mesh)
+                                       arrays, log, mesh, weights)
         if not main:
             continue
         summary = write_scenario(folder, cfg, scenario, done)

@@ -42,7 +42,8 @@ def prepare_folder(folder, cfg, overwrite) -> bool:
     """Creates or checks the results folder; returns True when resuming.
 
     Never silently overwrites: a finished folder needs ``--overwrite``, a
-    folder of a different configuration is refused.
+    folder of a different configuration is refused. With ``overwrite`` the
+    old folder is set aside until the run ends (:func:`release`).
     """
     cfg_path = os.path.join(folder, 'config.json')
     if os.path.exists(cfg_path):
@@ -54,7 +55,7 @@ def prepare_folder(folder, cfg, overwrite) -> bool:
                               'or --overwrite') from None
         finished = all(os.path.exists(p) for p in result_paths(folder, old))
         if overwrite:
-            shutil.rmtree(folder)
+            _set_aside(folder)
         elif old.get('hash') != config_hash(cfg):
             diff = config_diff(old, cfg)
             raise OutputError(
@@ -97,3 +98,39 @@ def check_writable(folder):
         raise OutputError(f'cannot write to {folder}: {probe} is a file')
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f'cannot write to {folder}: permission denied')
+
+
+
+def _aside(folder):
+    head, tail = os.path.split(os.path.abspath(folder))
+    return os.path.join(head, f'.{tail}.jcl-overwritten')
+
+
+def _set_aside(folder):
+    aside = _aside(folder)
+    try:
+        if os.path.exists(aside):
+            shutil.rmtree(aside)
+        os.rename(folder, aside)
+    except OSError as e:
+        raise OutputError(f'cannot replace {folder}: '
+                          f'{e.strerror or e}') from None
+
+
+def release(folder, *, fresh, ok):
+    """Ends the claim of :func:`prepare_folder`. ``ok``: the folder set
+    aside by ``--overwrite`` is deleted. Otherwise (the run was refused)
+    the folder is put back as it was: the one set aside returns, and a
+    folder this run created (``fresh``) is removed while it holds nothing
+    but configurations."""
+    aside = _aside(folder)
+    if ok:
+        shutil.rmtree(aside, ignore_errors=True)
+    elif os.path.exists(aside):
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(aside, folder)
+    elif fresh:
+        for _, _, files in os.walk(folder):
+            if any(f != 'config.json' for f in files):
+                return
+        shutil.rmtree(folder, ignore_errors=True)
