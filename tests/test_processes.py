@@ -1,8 +1,9 @@
 """Two local processes of ``jax.distributed`` (CPU collectives on the
 loopback address) give the accuracy matrices of one process up to float
 rounding (a test image here and there; in this configuration exactly),
-and a run whose process 1 is killed stops and resumes to the numbers of
-the uninterrupted two-process run, bit for bit."""
+and a run whose process 1 is killed inside a task stops and resumes from
+the in-task checkpoint to the numbers of the uninterrupted two-process
+run, bit for bit."""
 
 import json
 import os
@@ -17,7 +18,7 @@ import numpy as np
 RUN = [sys.executable, '-m', 'jcl', 'run']
 ARGS = ['--protocol', 'split-mnist', '--scenario', 'class',
         '--method', 'none,gr', '--seeds', '3', '--iters', '40',
-        '--hidden', '64']
+        '--hidden', '64', '--checkpoint-every', '8']
 ENV = {**os.environ, 'JCL_HEARTBEAT_TIMEOUT': '10'}
 
 
@@ -45,6 +46,17 @@ def both(out):
     return logs
 
 
+def in_task(path):
+    """``(tasks done, steps done)`` of the checkpoint at ``path``."""
+    try:
+        with np.load(path) as f:
+            return (int(f['extra/tasks_done']),
+                    int(f['extra/steps_done']) if 'extra/steps_done' in f
+                    else 0)
+    except (OSError, ValueError, KeyError):
+        return 0, 0
+
+
 def R(folder):
     s = json.loads((folder / 'summary.json').read_text())
     return {m: np.asarray(s[m]['R']) for m in s}
@@ -64,15 +76,15 @@ def test_two_processes_equal_one_process_and_resume_after_a_kill(
     for m, r in two_R.items():   # at most 3 of a task's >= 1,874 images
         assert np.abs(r - ref[m]).max() <= 3 / 1874, m
 
-    # kill process 1 during gr's third task: process 0 stops by itself
+    # kill process 1 inside gr's third task, after an in-task checkpoint:
+    # process 0 stops by itself
     port = free_port()
     p0, p1 = start(killed, port, 0), start(killed, port, 1)
-    seen = []
-    for line in p0.stdout:
-        seen.append(line)
-        if '[class/gr]' in line and 'task 2/5' in line:
-            p1.send_signal(signal.SIGKILL)
-            break
+    ckpt, seen, t0 = killed / 'runs' / 'gr' / 'ckpt-0.npz', [], time.time()
+    while in_task(ckpt) < (2, 8) and p0.poll() is None:
+        assert time.time() - t0 < 300
+        time.sleep(0.05)
+    p1.send_signal(signal.SIGKILL)
     t0 = time.time()
     rest = p0.communicate(timeout=300)[0]
     assert p0.returncode != 0, ''.join(seen) + rest
@@ -80,7 +92,8 @@ def test_two_processes_equal_one_process_and_resume_after_a_kill(
     p1.wait(timeout=60)
     assert not (killed / 'summary.json').exists()
     logs = both(killed)
-    assert 'resuming after task 2/5' in logs[0], logs[0][-2000:]
+    assert 'resuming after step' in logs[0], logs[0][-2000:]
+    assert 'of task 3' in logs[0]
     assert '[class/none] finished earlier, kept' in logs[0]
     for m, r in R(killed).items():
         np.testing.assert_array_equal(r, two_R[m], err_msg=m)

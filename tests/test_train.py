@@ -7,6 +7,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jcl.core import taskdata as data_lib
 from jcl.core.method import make_method
@@ -14,7 +15,7 @@ from jcl.core.model import FROZEN, logits, make_model
 from jcl.core.records import Snapshot
 from jcl.methods import supervised
 from jcl.models import mlp_classifier
-from jcl.sweep.rows import compile_run
+from jcl.sweep.rows import compile_programs, compile_run
 from jcl.tasks import protocols
 from jcl.training import learner as learner_lib
 from jcl.training import task as train_lib
@@ -125,20 +126,33 @@ def test_hyperparameters_are_a_vmap_axis(arrays):
     assert max(jax.tree.leaves(moved)) > 1e-4
 
 
-def test_step_hook_reports_progress_inside_the_compiled_task(arrays):
-    from jcl.training.progress import step_hook
+def test_a_task_in_chunks_is_the_whole_task_bit_for_bit(arrays):
+    """The loop's chunks (the host between them) against the task as one
+    program: the same carry, curves and accuracies, to the bit."""
+    from jcl.sweep.chunks import train_in_chunks
     proto = protocols.class_split('s', arrays, 'class')
     learner, hp, keys, tr, te, act = setup(proto, seeds=3, steps=30)
-    init, task, _ = compile_run(learner)
-    states = init(hp, keys)
-    seen = []
-    with step_hook(seen.append):
-        states, _, _ = task(states, hp, tr, te, act, jnp.int32(0))
-    # every tenth of the task, once for all vmapped seeds, not at the end
-    assert seen == [3, 6, 9, 12, 15, 18, 21, 24, 27]
-    seen.clear()
-    states, _, _ = task(states, hp, tr, te, act, jnp.int32(1))
-    assert seen == []  # hook removed on exit
+    run = compile_programs(learner)
+    whole, chunked = run.init(hp, keys), run.init(hp, keys)
+    for t in range(2):
+        whole, m1, acc1 = run.task(whole, hp, tr, te, act, jnp.int32(t))
+        seen = []
+        chunked, _, m2 = train_in_chunks(run, chunked, hp, tr, act, t, 30,
+                                         seen.append)
+        chunked, acc2 = run.finish(chunked, hp, tr, te, act, jnp.int32(t))
+        # chunks of 3 steps; the host hears of each but the last
+        assert seen == [3, 6, 9, 12, 15, 18, 21, 24, 27]
+        chex.assert_trees_all_equal(whole, chunked)
+        for k in m1:
+            np.testing.assert_array_equal(np.asarray(m1[k]), m2[k])
+        np.testing.assert_array_equal(np.asarray(acc1), np.asarray(acc2))
+
+
+@pytest.mark.parametrize('n,count', [(2000, 200), (5000, 500), (30, 3),
+                                     (97, 97), (1, 1)])
+def test_chunk_length_divides_the_task(n, count):
+    from jcl.sweep.chunks import chunk_steps
+    assert chunk_steps(n) == count and n % count == 0
 
 
 def test_run_seeds_prints_in_task_progress_only_for_slow_tasks(arrays):

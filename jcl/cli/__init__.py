@@ -25,7 +25,7 @@ def compilation_cache():
 
     ``$JAX_COMPILATION_CACHE_DIR`` wins; otherwise ``~/.cache/jcl/xla``
     (never inside a data folder); ``JCL_COMPILE_CACHE=0`` turns it off.
-    Called only once a run is about to train.
+    Called once a run's configuration is valid, before any computation.
     """
     import jax
     if os.environ.get('JCL_COMPILE_CACHE', '1') == '0':
@@ -33,7 +33,8 @@ def compilation_cache():
     if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
         jax.config.update('jax_compilation_cache_dir', os.path.join(
             os.path.expanduser('~'), '.cache', 'jcl', 'xla'))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+    # every program, however quick to compile: a repeat run compiles nothing
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 
 
 def main(argv=None) -> int:
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
         load_plugins(args.plugin)
         cfg = resolve(args)
         cfg['command'] = rerun.record(argv[1:])
+        compilation_cache()
         folder = args.out or os.path.join(
             'runs', f'{cfg["protocol"]}-{config_hash(cfg)}')
         if dist:
@@ -75,7 +77,6 @@ def main(argv=None) -> int:
         driver.check_config(cfg, arrays, weights)
         fresh = not os.path.exists(folder)
         resuming = claim_folder(folder, cfg, args.overwrite)
-        compilation_cache()
         log(f'jcl: {"resuming" if resuming else "writing"} {folder}' + (
             f' ({mesh.devices.size} devices)' if mesh is not None else ''))
         from jcl.cli import folders

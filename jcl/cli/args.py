@@ -112,6 +112,13 @@ def parser() -> argparse.ArgumentParser:
                    '~/.cache/jcl')
     r.add_argument('--seed-chunk', type=int, default=None,
                    help='seeds per compiled group (default: all)')
+    r.add_argument('--checkpoint-every', type=int, default=None,
+                   metavar='STEPS',
+                   help='checkpoint inside a task every STEPS steps (at the '
+                   'end of a compiled chunk, about a tenth of a task); '
+                   'default: about once a minute; 0: only after each task. '
+                   'A killed run started again with the same command ends '
+                   'with the numbers of an uninterrupted run')
     r.add_argument('--out', default=None, help='results folder')
     r.add_argument('--overwrite', action='store_true',
                    help='replace a finished results folder')

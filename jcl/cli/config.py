@@ -154,6 +154,11 @@ def resolve(args) -> dict:
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
     }
+    every = getattr(args, 'checkpoint_every', None)
+    if every is not None:
+        if every < 0:
+            raise ConfigError(f'--checkpoint-every must be >= 0, got {every}')
+        cfg['checkpoint_every'] = every
     if getattr(args, 'plugin', None):   # (absent: the hash of older runs)
         cfg['plugins'] = list(args.plugin)
     if args.features:
@@ -226,7 +231,7 @@ def file_sha256(path) -> str:
 
 # where the data lie, the hash itself, and the command that made the run
 # (the same run is typed in many ways) do not decide its numbers
-_NOT_HASHED = ('data_dir', 'hash', 'command')
+_NOT_HASHED = ('data_dir', 'hash', 'command', 'checkpoint_every')
 
 
 def config_hash(cfg) -> str:

@@ -1,9 +1,9 @@
 """The experiment driver: every (scenario, method) of a configuration.
 
 Each method runs in groups of rows (grid points x seeds, vmapped), is
-checkpointed after every task, and leaves ``runs/METHOD/result.npz``;
-a scenario's summaries and plots are written once all its methods are
-done (``jcl report`` rebuilds them from the ``result.npz`` files).
+checkpointed after every task and inside tasks, and leaves
+``runs/METHOD/result.npz``; a scenario's summaries and plots are written
+once all its methods are done (``jcl report`` rebuilds them from the ``result.npz`` files).
 """
 
 import os
@@ -152,7 +152,9 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh,
         schedule=sequence_schedule(cfg) if sequence else None,
         pretrained=(backbone_overlay(cfg, spec, weights) if sequence
                     else None),
-        checkpoint_dir=rfolder, progress=log,
+        checkpoint_dir=rfolder,
+        checkpoint_every=cfg.get('checkpoint_every'),
+        progress=log,
         label=f'[{scenario}/{method}]')
     result = result_arrays(got, sorted(hp))
     if distributed.is_main():
@@ -214,7 +216,7 @@ def write_scenario(folder, cfg, scenario, done):
 
 def run_config(cfg, folder, log=print, arrays=None, mesh=None,
                weights=None):
-    """Runs every (scenario, method) of ``cfg``; resumable at task ends.
+    """Runs every (scenario, method) of ``cfg``; resumable.
 
     With several processes, all train and process 0 alone reads and
     writes the folder (the others learn from it what is finished).

@@ -1,13 +1,13 @@
 """The loop over tasks: compiled task steps, progress, checkpoints.
 
 ``run_seeds`` trains one learner for a group of seeds (a ``vmap`` axis)
-through all tasks. After each task it saves the whole carry, so a killed
-run restarts after its last finished task and ends with exactly the
-numbers of an uninterrupted run.
+through all tasks, each task in compiled chunks (:mod:`jcl.sweep.chunks`).
+After each task and inside tasks it saves the whole carry, so a killed run
+restarts where it was and ends with exactly the numbers of an
+uninterrupted run.
 """
 
 import io
-import os
 import time
 from typing import Callable, NamedTuple
 
@@ -17,10 +17,12 @@ import numpy as np
 
 from jcl.core import taskdata as data_lib
 from jcl.sweep import distributed
-from jcl.sweep.rows import compile_run, padded_rows, place
+from jcl.sweep.chunks import Saver, train_in_chunks
+from jcl.sweep.rows import compile_programs, padded_rows, place
 from jcl.training import checkpoint
 from jcl.training.learner import Learner, task_steps
-from jcl.training.progress import TaskProgress, step_hook
+from jcl.training.progress import TaskProgress
+from jcl.training.task import TaskPlan
 
 # the evaluation view of a Class-IL run scored with each task's own units
 TASK_VIEW = 'test_task'
@@ -61,8 +63,10 @@ def _saved(ckpt_path):
     """The checkpoint's bytes as process 0 reads them (sent to the other
     processes, so hosts need not share a file system), or ``None``."""
     data = None
-    if ckpt_path and distributed.is_main() and os.path.exists(ckpt_path):
-        with open(ckpt_path, 'rb') as f:
+    found = ckpt_path and distributed.is_main() and checkpoint.latest(
+        ckpt_path)
+    if found:
+        with open(found, 'rb') as f:
             data = f.read()
     data = distributed.broadcast_bytes(data)
     return None if data is None else io.BytesIO(data)
@@ -72,7 +76,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               joint=False, ckpt_path=None,
               progress: Callable[[str], None] | None = print,
               label='', heartbeat_after=60.0, mesh=None,
-              pretrained=None) -> RunResult:
+              pretrained=None, ckpt_every=None,
+              ckpt_seconds=60.0) -> RunResult:
     """Trains ``learner`` on every task of ``protocol`` for several seeds.
 
     Args:
@@ -82,7 +87,11 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
       hp: dict of ``[S]`` arrays (one value per seed or grid point).
       keys: ``[S, 2]`` PRNG keys.
       joint: train task ``t`` on the data of tasks ``0..t`` (Joint).
-      ckpt_path: where to checkpoint after each task (``None``: never).
+      ckpt_path: where to checkpoint after each task (``None``: never)
+        and inside a task (the carry, the task's draws, the position).
+      ckpt_every: checkpoint inside a task every this many steps (at the
+        end of a compiled chunk); ``None``: every ``ckpt_seconds`` of
+        wall time; ``0``: only after each task.
       progress: called with one line per finished task.
       label: prefix of the progress lines.
       heartbeat_after: seconds into a task after which ``progress`` also
@@ -132,18 +141,20 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     hp = place({k: jnp.asarray(v, jnp.float32) for k, v in hp.items()},
                mesh, 'rows')
     keys = place(jnp.asarray(keys), mesh, 'rows')
-    init, task, init_acc = compile_run(learner, train_axes=train_axes,
-                                       test_axes=eval_axes, mesh=mesh)
-    state = init(hp, keys, place(pretrained, mesh))
+    run = compile_programs(learner, train_axes=train_axes,
+                           test_axes=eval_axes, mesh=mesh)
+    state = run.init(hp, keys, place(pretrained, mesh))
     num_tasks = protocol.num_tasks
     rows, vrows, trows, metrics, seconds, start = [], [], [], {}, [], 0
-    R_init = distributed.gather(init_acc(state, hp, evals, active)['test'])
+    R_init = distributed.gather(run.init_acc(state, hp, evals,
+                                             active)['test'])
     saved = _saved(ckpt_path)
+    resume = None
     if saved is not None:
         state, extra = checkpoint.load(saved, state, name=ckpt_path)
         state = place(state, mesh, 'rows')
         start = int(extra['tasks_done'])
-        rows = list(extra['R'].transpose(1, 0, 2))
+        rows = list(extra['R'].transpose(1, 0, 2)) if start else []
         vrows = (list(extra['R_valid'].transpose(1, 0, 2))
                  if 'R_valid' in extra else [])
         trows = (list(extra['R_task'].transpose(1, 0, 2))
@@ -151,18 +162,43 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
         seconds = list(extra['seconds'])
         metrics = {k[len('m_'):]: list(v.transpose(1, 0, 2))
                    for k, v in extra.items() if k.startswith('m_')}
+        resume = _in_task(extra, mesh)
         if progress:
-            progress(f'{label} resuming after task {start}/{num_tasks} '
-                     f'from {ckpt_path}')
+            at = (f'step {resume[1]} of task {start + 1}' if resume
+                  else f'task {start}/{num_tasks}')
+            progress(f'{label} resuming after {at} from {ckpt_path}')
+
+    def records(**more):
+        return dict(
+            R=np.stack(rows, 1) if rows else np.zeros((len(keys), 0, 0)),
+            seconds=np.asarray(seconds, np.float64),
+            **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
+            **({'R_task': np.stack(trows, 1)} if trows else {}),
+            **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()},
+            **more)
+
+    def save(host, **more):
+        if distributed.is_main():
+            checkpoint.save(ckpt_path, host, **records(**more))
+
     for t in range(start, num_tasks):
         t0 = time.time()
+        n_steps = task_steps(learner, train.index.shape[-1])
         hook = (TaskProgress(progress, f'{label} task {t + 1}/{num_tasks}',
-                             task_steps(learner, train.index.shape[-1]),
-                             t0, heartbeat_after)
+                             n_steps, t0, heartbeat_after)
                 if progress else None)
-        with step_hook(hook):
-            state, m, accs = task(state, hp, train, evals, active,
-                                  jnp.int32(t))
+        saver = None
+        if ckpt_path and ckpt_every != 0:
+            saver = Saver(lambda done, st, plan, m, t=t: save(
+                distributed.gather(st), tasks_done=t, steps_done=done,
+                **_plan_arrays(distributed.gather(plan)),
+                **{f'part_{k}': v for k, v in m.items()}),
+                every_steps=ckpt_every, every_seconds=ckpt_seconds)
+        state, _, m = train_in_chunks(run, state, hp, train, active, t,
+                                      n_steps, hook, saver, resume)
+        resume = None
+        state, accs = run.finish(state, hp, train, evals, active,
+                                 jnp.int32(t))
         m, accs = distributed.gather((m, accs))
         acc = accs['test']
         if 'valid' in accs:
@@ -174,14 +210,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
         for k, v in m.items():
             metrics.setdefault(k, []).append(v)
         if ckpt_path:
-            host = distributed.gather(state)   # every process takes part
-        if ckpt_path and distributed.is_main():
-            checkpoint.save(
-                ckpt_path, host, tasks_done=t + 1,
-                R=np.stack(rows, 1), seconds=np.asarray(seconds),
-                **({'R_valid': np.stack(vrows, 1)} if vrows else {}),
-                **({'R_task': np.stack(trows, 1)} if trows else {}),
-                **{f'm_{k}': np.stack(v, 1) for k, v in metrics.items()})
+            save(distributed.gather(state), tasks_done=t + 1)
         if progress:
             avg = acc[:n, :t + 1].mean(-1)
             loss = float(np.mean(np.asarray(m['loss'])[:, -100:]))
@@ -199,3 +228,23 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                      R_valid=np.stack(vrows, 1)[:n] if vrows else None,
                      state=jax.tree.map(lambda a: a[:n], state),
                      R_task=np.stack(trows, 1)[:n] if trows else None)
+
+
+def _plan_arrays(plan) -> dict:
+    out = {'plan_picks': plan.picks, 'plan_keys': plan.keys}
+    if plan.valid is not None:
+        out['plan_valid'] = plan.valid
+    return out
+
+
+def _in_task(extra, mesh):
+    """``(plan, steps done, curves so far)`` of an in-task checkpoint, or
+    ``None`` for one written at a task's end."""
+    if int(extra.get('steps_done', 0)) == 0:
+        return None
+    plan = TaskPlan(extra['plan_picks'], extra['plan_keys'],
+                    extra.get('plan_valid'))
+    plan = place(jax.tree.map(jnp.asarray, plan), mesh, 'rows')
+    curves = {k[len('part_'):]: v for k, v in extra.items()
+              if k.startswith('part_')}
+    return plan, int(extra['steps_done']), curves

@@ -1,6 +1,6 @@
 """Seeds and hyperparameter points as one axis of rows, over devices.
 
-:func:`compile_run` maps a learner's compiled functions over the leading
+:func:`compile_programs` maps a learner's compiled functions over the leading
 axis of the hyperparameters, the PRNG keys and the carry: every row (a
 seed, a grid point) trains in the same program, and a per-seed task order
 stacks its index tables on the same axis. Given a mesh of devices, the
@@ -15,14 +15,14 @@ vmapped program on its own rows (no communication), the data replicated.
 ...                                             input_dim=3),
 ...                   lambda hp, model: supervised(), num_steps=2,
 ...                   batch_size=2)
->>> init, task, init_acc = compile_run(learner)
->>> states = init({'lr': jnp.full(3, 1e-3)},
-...               jax.random.split(jax.random.PRNGKey(0), 3))
+>>> programs = compile_programs(learner)
+>>> states = programs.init({"lr": jnp.full(3, 1e-3)},
+...                        jax.random.split(jax.random.PRNGKey(0), 3))
 >>> states.params['Dense_0']['kernel'].shape       # 3 rows
 (3, 3, 4)
 """
 
-import functools
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
@@ -31,7 +31,13 @@ from jax.sharding import PartitionSpec as P
 
 from jcl.core.errors import ConfigError
 from jcl.training.learner import Learner, init_state
-from jcl.training.task import initial_accuracy, train_task
+from jcl.training.scoring import initial_accuracy
+from jcl.training.task import (
+    begin_steps,
+    finish_task,
+    run_steps,
+    train_task,
+)
 
 ROWS = 'rows'
 
@@ -74,8 +80,37 @@ def _specs(axes):
                         is_leaf=lambda a: a is None)
 
 
-def compile_run(learner: Learner, *, train_axes=None, test_axes=None,
-                mesh: Mesh | None = None):
+class Programs(NamedTuple):
+    """The jitted, row-mapped functions of one learner (every function
+    maps over the leading axis of ``hp``/``keys``/``states``).
+
+    Attributes:
+      init: ``(hp, keys, pretrained=None) -> states``
+        (:func:`jcl.training.learner.init_state`; ``pretrained`` shared).
+      begin: ``(states, hp, train, task_id) -> (states, plans)``
+        (:func:`jcl.training.task.begin_steps`).
+      steps: ``(states, hp, train, active, task_id, plans, start, count)
+        -> (states, metrics)`` (:func:`jcl.training.task.run_steps`,
+        ``count`` static; donates ``states``).
+      finish: ``(states, hp, train, test, active, task_id) -> (states,
+        acc)`` (:func:`jcl.training.task.finish_task`; donates ``states``).
+      task: ``(states, hp, train, test, active, task_id)``: the three in
+        one program (:func:`jcl.training.task.train_task`; donates
+        ``states``).
+      init_acc: ``(states, hp, test, active)``
+        (:func:`jcl.training.scoring.initial_accuracy`).
+    """
+
+    init: Callable
+    begin: Callable
+    steps: Callable
+    finish: Callable
+    task: Callable
+    init_acc: Callable
+
+
+def compile_programs(learner: Learner, *, train_axes=None, test_axes=None,
+                     mesh: Mesh | None = None) -> Programs:
     """Builds the jitted, row-vmapped functions of one learner.
 
     Args:
@@ -87,38 +122,46 @@ def compile_run(learner: Learner, *, train_axes=None, test_axes=None,
         number of rows must be a multiple of its size), or ``None``.
 
     Returns:
-      ``(init, task, init_acc)``: ``init(hp, keys, pretrained=None)``
-      (``pretrained``: see :func:`jcl.training.learner.init_state`,
-      shared by the
-      rows),
-      ``task(states, hp, train, test, active, task_id)`` (donates
-      ``states``), ``init_acc(states, hp, test, active)``; every function
-      maps over the leading axis of ``hp``/``keys``/``states``.
+      :class:`Programs`.
     """
-    init = jax.vmap(functools.partial(init_state, learner),
-                    in_axes=(0, 0, None))
-    task = jax.vmap(functools.partial(train_task, learner),
-                    in_axes=(0, 0, train_axes, test_axes, None, None))
-    init_acc = jax.vmap(functools.partial(initial_accuracy, learner),
-                        in_axes=(0, 0, test_axes, None))
-    if mesh is not None:
-        rows = P(ROWS)
-        init = jax.shard_map(init, mesh=mesh, in_specs=(rows, rows, P()),
-                             out_specs=rows, check_vma=False)
-        task = jax.shard_map(
-            task, mesh=mesh, in_specs=(rows, rows, _specs(train_axes),
-                                       _specs(test_axes), P(), P()),
-            out_specs=rows, check_vma=False)
-        init_acc = jax.shard_map(
-            init_acc, mesh=mesh, in_specs=(rows, rows, _specs(test_axes),
-                                           P()),
-            out_specs=rows, check_vma=False)
-    init_jit = jax.jit(init)
+    def mapped(fn, axes, donate=(), static=0):
+        """``fn`` vmapped over the rows (``axes``: ``0`` for a row
+        argument, else the data's axes or ``None``), split over the mesh,
+        jitted; the last ``static`` arguments are static, not mapped."""
+        n = len(axes)
 
-    def init_fn(hp, keys, pretrained=None):
-        return init_jit(hp, keys, pretrained)
+        def run(*args):
+            f = jax.vmap(lambda *a: fn(learner, *a, *args[n:]), in_axes=axes)
+            if mesh is not None:
+                f = jax.shard_map(f, mesh=mesh, in_specs=tuple(
+                    _specs(a) for a in axes), out_specs=P(ROWS),
+                    check_vma=False)
+            return f(*args[:n])
 
-    return init_fn, jax.jit(task, donate_argnums=0), jax.jit(init_acc)
+        run.__name__ = fn.__name__
+        return jax.jit(run, donate_argnums=donate,
+                       static_argnums=tuple(range(n, n + static)))
+
+    init = mapped(init_state, (0, 0, None))
+    return Programs(
+        init=lambda hp, keys, pretrained=None: init(hp, keys, pretrained),
+        begin=mapped(begin_steps, (0, 0, train_axes, None)),
+        steps=mapped(run_steps, (0, 0, train_axes, None, None, 0, None),
+                     donate=(0,), static=1),
+        finish=mapped(finish_task, (0, 0, train_axes, test_axes, None,
+                                    None), donate=(0,)),
+        task=mapped(train_task, (0, 0, train_axes, test_axes, None, None),
+                    donate=(0,)),
+        init_acc=mapped(initial_accuracy, (0, 0, test_axes, None)))
+
+
+def compile_run(learner: Learner, *, train_axes=None, test_axes=None,
+                mesh: Mesh | None = None):
+    """``(init, task, init_acc)`` of :func:`compile_programs`: a whole
+    task per call."""
+    p = compile_programs(learner, train_axes=train_axes,
+                         test_axes=test_axes, mesh=mesh)
+    return p.init, p.task, p.init_acc
 
 
 def place(tree, mesh: Mesh | None, axes=None):

@@ -100,6 +100,7 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
               seed_chunk: int | None = None, validation: float = 0.0,
               joint: bool = False, mesh=None, schedule=None,
               pretrained=None, checkpoint_dir: str | None = None,
+              checkpoint_every: int | None = None,
               progress: Callable[[str], None] | None = print,
               label: str = '') -> SweepResult:
     """Trains a learner for every grid point and seed; see the module doc.
@@ -130,8 +131,12 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
         ``model -> overlay``
         (:func:`jcl.models.backbone.pretrained_overlay`), or ``None``.
       checkpoint_dir: a folder for each group's checkpoint after every
-        task (``ckpt-GROUP.npz``); a sweep started again over it resumes
-        after the last finished task. ``None``: no checkpoints.
+        task and inside tasks (``ckpt-GROUP.npz``, the one before it kept
+        as ``ckpt-GROUP.prev.npz``); a sweep started again over it resumes
+        where the last checkpoint left it, to the same numbers. ``None``:
+        no checkpoints.
+      checkpoint_every: steps between checkpoints inside a task (fused
+        path; ``None``: about one a minute; ``0``: only after tasks).
       progress: called with one line per finished task (``None``: quiet).
       label: prefix of the progress lines.
 
@@ -170,7 +175,8 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
                   else ''))
         if schedule is None:
             outs.append(run_seeds(learner, proto, hp, keys, joint=joint,
-                                  ckpt_path=ckpt, progress=progress,
+                                  ckpt_path=ckpt, ckpt_every=checkpoint_every,
+                                  progress=progress,
                                   label=tag, mesh=mesh,
                                   pretrained=_overlay(pretrained, learner,
                                                       hp)))

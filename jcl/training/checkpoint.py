@@ -34,8 +34,26 @@ from jcl.core.tree import leaf_names
 TREE, EXTRA = 'carry/', 'extra/'
 
 
+def previous(path) -> str:
+    """Where :func:`save` keeps the checkpoint before the last
+    (``ckpt-0.npz`` -> ``ckpt-0.prev.npz``)."""
+    root, ext = os.path.splitext(os.fspath(path))
+    return f'{root}.prev{ext}'
+
+
+def latest(path):
+    """``path`` if it exists, else the previous checkpoint if that does (a
+    kill between :func:`save`'s two renames), else ``None``."""
+    for p in (path, previous(path)):
+        if os.path.exists(p):
+            return p
+    return None
+
+
 def save(path, tree, **extra):
-    """Writes ``tree``'s leaves (by name) and ``extra`` arrays to ``path``.
+    """Writes ``tree``'s leaves (by name) and ``extra`` arrays to ``path``;
+    the checkpoint it replaces is kept as :func:`previous` (the last two
+    are kept).
 
     The file appears complete or not at all (write to a temporary file in
     the same folder, then ``os.replace``).
@@ -49,6 +67,8 @@ def save(path, tree, **extra):
         fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
         with os.fdopen(fd, 'wb') as f:
             np.savez(f, **arrays)
+        if os.path.exists(path):
+            os.replace(path, previous(path))
         os.replace(tmp, path)
     except OSError as e:
         raise OutputError(f'cannot write checkpoint {path}: {e}') from None

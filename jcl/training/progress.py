@@ -1,61 +1,24 @@
-"""Progress from inside a compiled task.
+"""Progress of a long task, printed on the host between compiled chunks.
 
-The compiled scan of a task calls :func:`maybe_heartbeat` at every step;
-after every tenth of the task's steps it calls the host hook installed
-with :class:`step_hook` through ``jax.debug.callback`` (under
-``lax.cond``, so the host is reached ten times per task, once for all
-vmapped seeds). No hook is installed by default, so library users who
-call the training functions directly see nothing.
+:func:`jcl.sweep.loop.train_in_chunks` runs a task as calls of one
+compiled chunk of steps and calls a hook with the steps done after each
+(the compiled programs hold no host callback, so JAX's persistent
+compilation cache keeps them all). :class:`TaskProgress` is that hook for
+the command line: after ``after`` seconds it prints a line per chunk.
 
->>> seen = []
->>> with step_hook(seen.append):
-...     _heartbeat(3)
->>> seen
-[3]
+>>> lines = []
+>>> p = TaskProgress(lines.append, 'task 1/5', 100, t0=0.0, after=0.0)
+>>> p(10); p(20)
+>>> lines[1].startswith('task 1/5  step 20/100')
+True
 """
 
 import time
 
-import jax
-
-_HOOK = [None]
-
-
-def _heartbeat(step):
-    hook = _HOOK[0]
-    if hook is not None:
-        hook(int(step))
-
-
-class step_hook:
-    """Context manager: ``fn(steps_done)`` is called about ten times per
-    task from inside the compiled loop (on the host, while it runs)."""
-
-    def __init__(self, fn):
-        self.fn, self.prev = fn, None
-
-    def __enter__(self):
-        self.prev, _HOOK[0] = _HOOK[0], self.fn
-        return self
-
-    def __exit__(self, *exc):
-        _HOOK[0] = self.prev
-        return False
-
-
-def maybe_heartbeat(i, num_steps):
-    """Calls the host hook after every tenth of the task's steps (not after
-    the last one: the task's own progress line follows)."""
-    every = max(1, num_steps // 10)
-    done = i + 1
-    jax.lax.cond((done % every == 0) & (done < num_steps),
-                 lambda: jax.debug.callback(_heartbeat, done),
-                 lambda: None)
-
 
 class TaskProgress:
     """A step hook that prints the in-task progress line: steps done,
-    elapsed, time left (from the rate since the first heartbeat, so
+    elapsed, time left (from the rate since the first call, so
     compilation does not skew it), once ``after`` seconds have passed."""
 
     def __init__(self, progress, label, num_steps, t0, after):
@@ -64,7 +27,7 @@ class TaskProgress:
         self.last = 0
 
     def __call__(self, done):
-        if done <= self.last:   # the same tick from another device's rows
+        if done <= self.last:
             return
         self.last = done
         now = time.time()

@@ -6,9 +6,11 @@ seed or a grid point is just a ``vmap`` axis.
 
 The same compiled step (:func:`make_step`) runs
 
-* **fused** (:func:`train_task`): a whole task as one ``lax.scan`` over
+* **fused** (:func:`train_task`): a whole task as ``lax.scan`` over
   minibatches drawn on the device from device-resident data (the fast
-  path), or
+  path), in one function or in chunks of steps with the host in between
+  (:func:`begin_steps`, :func:`run_steps`, :func:`finish_task`: the same
+  numbers; what :mod:`jcl.sweep.loop` runs), or
 * **streamed** (:func:`train_chunk`): ``K`` steps over host-prepared
   batches (:mod:`jcl.sweep.streamed`: epochs, shuffling without replacement, a
   per-task number of steps, a learning-rate schedule).
@@ -40,7 +42,8 @@ The same compiled step (:func:`make_step`) runs
 ((10,), (1,), 10)
 """
 
-import functools
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,12 +51,15 @@ import optax
 
 from jcl.analysis.evaluate import task_accuracies
 from jcl.core import tree
-from jcl.core.model import logits
-from jcl.core.records import CLState, Forward, Snapshot, Step, TaskCtx, TaskEnd
+from jcl.core.records import CLState, Forward, Step, TaskCtx, TaskEnd
 from jcl.core.taskdata import TaskData, gather
 from jcl.training import banks
 from jcl.training.learner import Learner, begin_task, parts
-from jcl.training.progress import maybe_heartbeat
+from jcl.training.scoring import (  # noqa: F401  (scores_fn: public here too)
+    each_eval,
+    scores_fn,
+    tables,
+)
 
 
 def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
@@ -137,9 +143,73 @@ def draws(learner: Learner, train: TaskData, task_id, key):
 
 
 
+class TaskPlan(NamedTuple):
+    """A task's minibatch draws, made once at its start (one RNG call,
+    not one per step), so that its steps can run in chunks.
+
+    Attributes:
+      picks: int ``[n, B]`` entries of the task, per step.
+      keys: ``[n, 2]`` step keys.
+      valid: bool ``[n]``, which steps are real (epochs of a smaller
+        task), or ``None``: all are.
+    """
+
+    picks: jax.Array
+    keys: jax.Array
+    valid: jax.Array | None
+
+
+def begin_steps(learner: Learner, state: CLState, hp, train: TaskData,
+                task_id):
+    """The carry at a task's first step and the task's :class:`TaskPlan`:
+    uniform draws with replacement, or epochs without replacement."""
+    _, k_steps, _ = jax.random.split(state.key, 3)
+    state = begin_task(learner, state, hp, task_id)
+    k_batch, k_loss = jax.random.split(k_steps)
+    picks, valid = draws(learner, train, task_id, k_batch)
+    return state, TaskPlan(picks, jax.random.split(k_loss, picks.shape[0]),
+                           valid)
+
+
+def run_steps(learner: Learner, state: CLState, hp, train: TaskData,
+              active, task_id, plan: TaskPlan, start, count: int):
+    """Steps ``start .. start + count - 1`` of a task (``count`` static,
+    ``start`` may be traced: every chunk of a task, and of every task, is
+    the same program).
+
+    Returns:
+      ``(state, metrics)``: metrics ``[count]`` curves (0 at steps that are
+      not valid).
+    """
+    step, _, _ = make_step(learner, hp, tables(active)[0], task_id,
+                           state.params)
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    part = jax.tree.map(
+        lambda a: jax.lax.dynamic_slice_in_dim(a, start, count), plan)
+
+    def body(carry, xs):
+        i, pick, k = xs
+        raw = gather(train, train.index[task_id, pick],
+                     train.origin[task_id, pick])
+        new, metrics = step(carry, raw, k)
+        if part.valid is None:
+            return new, metrics
+        ok = part.valid[i]
+        return (jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, carry),
+                jax.tree.map(lambda v: jnp.where(ok, v, 0.0), metrics))
+
+    carry, metrics = jax.lax.scan(
+        body, carry, (jnp.arange(count), part.picks, part.keys))
+    done = (count if part.valid is None
+            else jnp.sum(part.valid.astype(jnp.int32)))
+    return _carry_to_state(state, carry, state.step + done), metrics
+
+
 def train_task(learner: Learner, state: CLState, hp, train: TaskData,
                test, active, task_id):
-    """Trains one task on device-resident data, consolidates, evaluates.
+    """Trains one task on device-resident data, consolidates, evaluates:
+    :func:`begin_steps`, :func:`run_steps` over the whole task and
+    :func:`finish_task` in one function.
 
     Args:
       learner: static. state: the carry. hp: scalar hyperparameters.
@@ -147,7 +217,8 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
         :class:`TaskData` or a dict of them (e.g. ``{'test', 'valid'}``).
       active: bool ``[T, T, C]``, or a dict of such tables: ``'train'``
         (training and consolidation) and, for any name of ``test``, the
-        table that view is scored with (see :func:`tables`).
+        table that view is scored with (see
+        :func:`jcl.training.scoring.tables`).
       task_id: int32 scalar (traced: no recompilation per task).
 
     Returns:
@@ -156,33 +227,9 @@ def train_task(learner: Learner, state: CLState, hp, train: TaskData,
       task ``j`` now (row ``task_id`` of ``R``), a dict of such rows when
       ``test`` is a dict.
     """
-    _, k_steps, _ = jax.random.split(state.key, 3)
-    state = begin_task(learner, state, hp, task_id)
-    step, _, _ = make_step(learner, hp, tables(active)[0], task_id,
-                           state.params)
-    carry = (state.params, state.model_state, state.opt_state, state.mstate)
-    # All minibatch draws of the task at once (one RNG call, not one per
-    # step): uniform with replacement, or epochs without replacement.
-    k_batch, k_loss = jax.random.split(k_steps)
-    picks, valid = draws(learner, train, task_id, k_batch)
-    n = picks.shape[0]
-
-    def body(carry, xs):
-        i, pick, k = xs
-        maybe_heartbeat(i, n)
-        raw = gather(train, train.index[task_id, pick],
-                     train.origin[task_id, pick])
-        new, metrics = step(carry, raw, k)
-        if valid is None:
-            return new, metrics
-        ok = valid[i]
-        return (jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, carry),
-                jax.tree.map(lambda v: jnp.where(ok, v, 0.0), metrics))
-
-    carry, metrics = jax.lax.scan(
-        body, carry, (jnp.arange(n), picks, jax.random.split(k_loss, n)))
-    done = n if valid is None else jnp.sum(valid.astype(jnp.int32))
-    state = _carry_to_state(state, carry, state.step + done)
+    state, plan = begin_steps(learner, state, hp, train, task_id)
+    state, metrics = run_steps(learner, state, hp, train, active, task_id,
+                               plan, 0, plan.picks.shape[0])
     state, acc = finish_task(learner, state, hp, train, test, active,
                              task_id)
     return state, metrics, acc
@@ -223,17 +270,6 @@ def _carry_to_state(state, carry, step):
     return CLState(params, model_state, opt_state, mstate, step, state.key)
 
 
-def scores_fn(learner: Learner, hp, state: CLState):
-    """``(x, task) -> [B, C]``: the method's prediction override, or the
-    model's logits in evaluation mode."""
-    model = learner.make_model(hp)
-    method = learner.make_method(hp, model)
-    snap = Snapshot(state.params, state.model_state)
-    if method.predict is not None:
-        return functools.partial(method.predict, state.mstate, snap)
-    return functools.partial(logits, model, snap)
-
-
 def finish_task(learner: Learner, state: CLState, hp, train: TaskData,
                 test, active, task_id):
     """Consolidates the method at a task's end and evaluates every task.
@@ -260,33 +296,3 @@ def finish_task(learner: Learner, state: CLState, hp, train: TaskData,
     scores = scores_fn(learner, hp, state)
     return state, each_eval(lambda d, table: task_accuracies(
         scores, d, table[task_id], learner.prepare), test, active, views)
-
-
-def initial_accuracy(learner: Learner, state: CLState, hp, test, active):
-    """``R_init[i, j]``: the untrained model with row ``i``'s masks."""
-    active, views = tables(active)
-    scores = scores_fn(learner, hp, state)
-    return each_eval(lambda d, table: jax.vmap(lambda row: task_accuracies(
-        scores, d, row, learner.prepare))(table), test, active, views)
-
-
-def tables(active):
-    """``(training table, {view name: table})`` of an ``active`` argument.
-
-    ``active`` is one bool ``[T, T, C]`` table, used for everything, or a
-    dict with the ``'train'`` table and one per evaluation view scored
-    differently: e.g. a Class-IL run's test data scored again with each
-    task's own units (``{'train': class_table, 'test_task': task_table}``).
-    """
-    if isinstance(active, dict):
-        return active['train'], {k: v for k, v in active.items()
-                                 if k != 'train'}
-    return active, {}
-
-
-def each_eval(fn, evals, active, views):
-    """``fn(data, table)`` on one TaskData, or on each value of a dict of
-    them with its view's table (``views[name]``, else ``active``)."""
-    if isinstance(evals, TaskData):
-        return fn(evals, active)
-    return {k: fn(v, views.get(k, active)) for k, v in evals.items()}

@@ -22,10 +22,12 @@ ImageNet mean and std, grey replicated to 3 channels
 ((2, 4, 4, 3), [-2.118, -2.036, -1.804])
 """
 
+import functools
 import hashlib
 import json
 import os
 import time
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +40,11 @@ from jcl.core.model import Model, make_model
 from jcl.datasets.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_prepare
 from jcl.methods import supervised
 from jcl.models.resnet import ResNet
+from jcl.sweep.chunks import train_in_chunks
 from jcl.tasks import protocols
-from jcl.training.learner import Learner, init_state
-from jcl.training.progress import TaskProgress, step_hook
-from jcl.training.task import train_task
+from jcl.training.learner import Learner, init_state, task_steps
+from jcl.training.progress import TaskProgress
+from jcl.training.task import begin_steps, finish_task, run_steps
 
 
 def crop(key, x, pad: int = 4, fill=None):
@@ -147,16 +150,22 @@ def pretrain_epochs(model: Model, arrays: dict, *, epochs: int,
     train = data_lib.to_device(proto.train)
     test = data_lib.to_device(proto.test)
     active = jnp.asarray(proto.active)
-    epoch = jax.jit(lambda s, h, tr, te, a: train_task(
-        learner, s, h, tr, te, a, jnp.int32(0)))
+    run = SimpleNamespace(   # one row, not vmapped
+        begin=jax.jit(functools.partial(begin_steps, learner)),
+        steps=jax.jit(functools.partial(run_steps, learner),
+                      static_argnums=7, donate_argnums=0))
+    finish = jax.jit(functools.partial(finish_task, learner),
+                     donate_argnums=0)
     curve = []
     for e in range(1, epochs + 1):
         t0 = time.time()
         hook = TaskProgress(progress, f'{label} epoch {e}/{epochs}',
                             per_epoch, t0, 60.0) if progress else None
-        with step_hook(hook):
-            state, metrics, acc = epoch(state, hp, train, test, active)
-            acc = float(acc[0])
+        state, _, metrics = train_in_chunks(
+            run, state, hp, train, active, 0,
+            task_steps(learner, train.index.shape[-1]), hook)
+        state, acc = finish(state, hp, train, test, active, jnp.int32(0))
+        acc = float(acc[0])
         loss = float(np.mean(np.asarray(metrics['loss'])[-100:]))
         curve.append({'epoch': e, 'loss': loss, 'test_accuracy': acc,
                       'seconds': round(time.time() - t0, 1)})

@@ -1,0 +1,73 @@
+"""A run killed with SIGKILL in the middle of a task, then started again
+with the same command, ends with exactly the numbers of an uninterrupted
+run: it resumes from the checkpoint written inside the task (the carry,
+the task's draws, the position, the curves so far), on one device and on
+four."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jcl.training import checkpoint
+
+RUN = [sys.executable, '-m', 'jcl', 'run', '--protocol', 'split-mnist',
+       '--scenario', 'class', '--method', 'si,gr', '--seeds', '3',
+       '--iters', '200', '--hidden', '64', '--checkpoint-every', '20']
+
+
+def result(folder, method):
+    with np.load(folder / 'runs' / method / 'result.npz') as f:
+        return {k: f[k] for k in ('R', 'loss/loss')}
+
+
+def in_task(path):
+    """``(tasks done, steps done)`` of the checkpoint at ``path``."""
+    try:
+        with np.load(path) as f:
+            return (int(f['extra/tasks_done']),
+                    int(f['extra/steps_done']) if 'extra/steps_done' in f
+                    else 0)
+    except (OSError, ValueError, KeyError):
+        return 0, 0
+
+
+@pytest.mark.parametrize('devices', [1, 4])
+def test_a_kill_inside_a_task_resumes_to_the_same_numbers(tmp_path,
+                                                          devices):
+    env = {**os.environ,
+           'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+    whole, killed = tmp_path / 'whole', tmp_path / 'killed'
+    subprocess.run(RUN + ['--out', str(whole)], check=True, env=env,
+                   capture_output=True, timeout=900)
+    rng = random.Random(devices)
+    ckpt = killed / 'runs' / 'gr' / 'ckpt-0.npz'
+    # kill gr inside its second task (after a random number of in-task
+    # checkpoints), then inside a later one
+    for task, wait in ((1, rng.uniform(0, 0.5)), (3, rng.uniform(0, 0.5))):
+        p = subprocess.Popen(RUN + ['--out', str(killed)], env=env,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        while in_task(ckpt) < (task, 40) and p.poll() is None:
+            assert time.time() - t0 < 600
+            time.sleep(0.05)
+        time.sleep(wait)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=60)
+        assert p.returncode == -signal.SIGKILL, 'the run ended before the kill'
+        assert checkpoint.latest(str(ckpt))
+    done = subprocess.run(RUN + ['--out', str(killed)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'resuming after step' in done.stdout, done.stdout[-2000:]
+    for m in ('si', 'gr'):
+        a, b = result(whole, m), result(killed, m)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f'{m} {k}')
+    assert not list((killed / 'runs' / 'gr').glob('ckpt-*'))
