@@ -3,7 +3,8 @@
 Each method runs in groups of rows (grid points x seeds, vmapped), is
 checkpointed after every task and inside tasks, and leaves
 ``runs/METHOD/result.npz``; a scenario's summaries and plots are written
-once all its methods are done (``jcl report`` rebuilds them from the ``result.npz`` files).
+once all its methods are done (``jcl report`` rebuilds them from the
+``result.npz`` files).
 """
 
 import os
