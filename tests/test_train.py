@@ -330,3 +330,28 @@ def test_class_il_runs_are_also_scored_with_each_tasks_own_units(arrays):
     # Task-IL and Domain-IL runs have no second score
     task = protocols.class_split('s', arrays, 'task')
     assert run_seeds(learner, task, hp, keys, progress=None).R_task is None
+
+
+@pytest.mark.parametrize('method,scenario', [('bir', 'class'),
+                                             ('xdg', 'task'),
+                                             ('icarl', 'class')])
+def test_init_at_the_lower_optimisation_level_is_the_same(arrays, method,
+                                                          scenario):
+    """The initialisation program is compiled at LLVM level 1 (half the
+    compile time): the same bits as the default level."""
+    from jcl.methods import catalog as method_catalog
+    from jcl.methods.assemble import build_learner
+    from jcl.sweep.rows import INIT_OPTIONS
+    from jcl.tasks import catalog
+    proto = protocols.class_split('s', arrays, scenario)
+    parts = method_catalog.parse(method)
+    hp = method_catalog.default_hparams(parts, lr=1e-3, batch=16)
+    learner = build_learner(proto, catalog.protocol_spec('split-mnist'),
+                            parts, hidden=(32, 16), iters=4, batch=16,
+                            static_max=hp)
+    hpa = {k: jnp.full((2,), v, jnp.float32) for k, v in hp.items()}
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    f = jax.vmap(functools.partial(learner_lib.init_state, learner))
+    a = jax.jit(f)(hpa, keys)
+    b = jax.jit(f, compiler_options=INIT_OPTIONS)(hpa, keys)
+    chex.assert_trees_all_equal(a, b)
