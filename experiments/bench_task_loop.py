@@ -21,16 +21,9 @@ import tempfile
 import time
 
 import numpy as np
+from bench_commits import worktree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def worktree(rev):
-    path = os.path.join(tempfile.gettempdir(), f'jcl-{rev}')
-    if not os.path.exists(path):
-        subprocess.run(['git', '-C', ROOT, 'worktree', 'add', '--detach',
-                        path, rev], check=True, capture_output=True)
-    return path
 
 
 def once(source, argv, out, cache):

@@ -26,17 +26,6 @@ def result(folder, method):
         return {k: f[k] for k in ('R', 'loss/loss')}
 
 
-def in_task(path):
-    """``(tasks done, steps done)`` of the checkpoint at ``path``."""
-    try:
-        with np.load(path) as f:
-            return (int(f['extra/tasks_done']),
-                    int(f['extra/steps_done']) if 'extra/steps_done' in f
-                    else 0)
-    except (OSError, ValueError, KeyError):
-        return 0, 0
-
-
 @pytest.mark.parametrize('devices', [1, 4])
 def test_a_kill_inside_a_task_resumes_to_the_same_numbers(tmp_path,
                                                           devices):
@@ -54,7 +43,7 @@ def test_a_kill_inside_a_task_resumes_to_the_same_numbers(tmp_path,
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         t0 = time.time()
-        while in_task(ckpt) < (task, 40) and p.poll() is None:
+        while checkpoint.position(ckpt) < (task, 40) and p.poll() is None:
             assert time.time() - t0 < 600
             time.sleep(0.05)
         time.sleep(wait)

@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from jcl.training import checkpoint
+
 RUN = [sys.executable, '-m', 'jcl', 'run']
 ARGS = ['--protocol', 'split-mnist', '--scenario', 'class',
         '--method', 'none,gr', '--seeds', '3', '--iters', '40',
@@ -46,17 +48,6 @@ def both(out):
     return logs
 
 
-def in_task(path):
-    """``(tasks done, steps done)`` of the checkpoint at ``path``."""
-    try:
-        with np.load(path) as f:
-            return (int(f['extra/tasks_done']),
-                    int(f['extra/steps_done']) if 'extra/steps_done' in f
-                    else 0)
-    except (OSError, ValueError, KeyError):
-        return 0, 0
-
-
 def R(folder):
     s = json.loads((folder / 'summary.json').read_text())
     return {m: np.asarray(s[m]['R']) for m in s}
@@ -81,7 +72,7 @@ def test_two_processes_equal_one_process_and_resume_after_a_kill(
     port = free_port()
     p0, p1 = start(killed, port, 0), start(killed, port, 1)
     ckpt, seen, t0 = killed / 'runs' / 'gr' / 'ckpt-0.npz', [], time.time()
-    while in_task(ckpt) < (2, 8) and p0.poll() is None:
+    while checkpoint.position(ckpt) < (2, 8) and p0.poll() is None:
         assert time.time() - t0 < 300
         time.sleep(0.05)
     p1.send_signal(signal.SIGKILL)

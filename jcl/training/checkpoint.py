@@ -50,6 +50,18 @@ def latest(path):
     return None
 
 
+def position(path) -> tuple:
+    """``(tasks done, steps done in the next task)`` of the checkpoint at
+    ``path``; ``(0, 0)`` when there is none or it cannot be read (yet)."""
+    try:
+        with np.load(path) as f:
+            steps = f'{EXTRA}steps_done'
+            return (int(f[f'{EXTRA}tasks_done']),
+                    int(f[steps]) if steps in f else 0)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return 0, 0
+
+
 def save(path, tree, **extra):
     """Writes ``tree``'s leaves (by name) and ``extra`` arrays to ``path``;
     the checkpoint it replaces is kept as :func:`previous` (the last two
