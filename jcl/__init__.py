@@ -12,7 +12,7 @@ The public API on one screen::
     jcl.Learner, jcl.init_state, jcl.train_task,
     jcl.train_chunk, jcl.finish_task                           # training
     jcl.run_sweep, jcl.SweepResult, jcl.run_seeds,
-    jcl.compile_run                                            # sweeps
+    jcl.compile_run, jcl.compile_programs                      # sweeps
     jcl.register_method, jcl.MethodEntry, jcl.build_learner    # catalogue
 
 and the rooms: ``jcl.core`` (the contracts), ``jcl.methods`` (every
@@ -63,7 +63,7 @@ from jcl.methods.assemble import build_learner
 from jcl.methods.catalog import register as register_method
 from jcl.methods.entry import MethodEntry
 from jcl.sweep.loop import RunResult, run_seeds
-from jcl.sweep.rows import compile_run
+from jcl.sweep.rows import compile_programs, compile_run
 from jcl.sweep.run import SweepResult, run_sweep
 from jcl.tasks import protocols
 from jcl.training.learner import Learner, init_state
@@ -75,7 +75,8 @@ __all__ = [
     'Batch', 'CLState', 'ConfigError', 'DataError', 'Forward', 'JclError',
     'Learner', 'Method', 'MethodEntry', 'Model', 'OutputError', 'RunResult',
     'Snapshot', 'Step', 'SweepResult', 'TaskCtx', 'TaskEnd', 'analysis',
-    'build_learner', 'chain', 'compile_run', 'compose', 'core',
+    'build_learner', 'chain', 'compile_programs', 'compile_run', 'compose',
+    'core',
     'current_weight', 'datasets', 'evaluate', 'finish_task', 'identity',
     'init_state', 'make_method', 'make_model', 'masked', 'member_key',
     'methods', 'models', 'named_chain', 'over_task', 'per_example_grads',
