@@ -17,8 +17,8 @@ import pytest
 from jcl.training import checkpoint
 
 RUN = [sys.executable, '-m', 'jcl', 'run', '--protocol', 'split-mnist',
-       '--scenario', 'class', '--method', 'si,gr', '--seeds', '3',
-       '--iters', '200', '--hidden', '64', '--checkpoint-every', '20']
+       '--scenario', 'class', '--method', 'gr', '--seeds', '3',
+       '--iters', '100', '--hidden', '64', '--checkpoint-every', '10']
 
 
 def result(folder, method):
@@ -38,12 +38,13 @@ def test_a_kill_inside_a_task_resumes_to_the_same_numbers(tmp_path,
     ckpt = killed / 'runs' / 'gr' / 'ckpt-0.npz'
     # kill gr inside its second task (after a random number of in-task
     # checkpoints), then inside a later one
-    for task, wait in ((1, rng.uniform(0, 0.5)), (3, rng.uniform(0, 0.5))):
+    inside = []
+    for task, wait in ((1, rng.uniform(0, 0.1)), (3, rng.uniform(0, 0.1))):
         p = subprocess.Popen(RUN + ['--out', str(killed)], env=env,
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         t0 = time.time()
-        while checkpoint.position(ckpt) < (task, 40) and p.poll() is None:
+        while checkpoint.position(ckpt) < (task, 20) and p.poll() is None:
             assert time.time() - t0 < 600
             time.sleep(0.05)
         time.sleep(wait)
@@ -51,11 +52,14 @@ def test_a_kill_inside_a_task_resumes_to_the_same_numbers(tmp_path,
         p.wait(timeout=60)
         assert p.returncode == -signal.SIGKILL, 'the run ended before the kill'
         assert checkpoint.latest(str(ckpt))
+        inside.append(checkpoint.position(ckpt)[1] > 0)
+    assert any(inside), 'no kill came inside a task'
     done = subprocess.run(RUN + ['--out', str(killed)], env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert 'resuming after step' in done.stdout, done.stdout[-2000:]
-    for m in ('si', 'gr'):
+    if inside[-1]:
+        assert 'resuming after step' in done.stdout, done.stdout[-2000:]
+    for m in ('gr',):
         a, b = result(whole, m), result(killed, m)
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f'{m} {k}')
