@@ -223,6 +223,16 @@ def scenario_config(cfg: dict, scenario: str) -> dict:
     return out
 
 
+def read_json(path, error, hint=''):
+    """A configuration file's JSON; an unreadable one raises ``error``
+    (a :class:`jcl.core.errors.JclError`) naming it, then ``hint``."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        raise error(f'{path} is unreadable{hint}') from None
+
+
 def file_sha256(path) -> str:
     """The SHA-256 of a file (a weights file the run depends on)."""
     from jcl.datasets._common import file_sha256 as sha256

@@ -14,7 +14,12 @@ import json
 import os
 import shutil
 
-from jcl.cli.config import config_diff, config_hash, scenario_config
+from jcl.cli.config import (
+    config_diff,
+    config_hash,
+    read_json,
+    scenario_config,
+)
 from jcl.core.errors import OutputError
 
 
@@ -47,12 +52,8 @@ def prepare_folder(folder, cfg, overwrite) -> bool:
     """
     cfg_path = os.path.join(folder, 'config.json')
     if os.path.exists(cfg_path):
-        try:
-            with open(cfg_path) as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            raise OutputError(f'{cfg_path} is unreadable; use another --out '
-                              'or --overwrite') from None
+        old = read_json(cfg_path, OutputError,
+                        '; use another --out or --overwrite')
         finished = all(os.path.exists(p) for p in result_paths(folder, old))
         if overwrite:
             _set_aside(folder)

@@ -7,10 +7,10 @@ a row per scenario) put every folder's methods side by side, each named
 ``FOLDER: METHOD``.
 """
 
-import json
 import os
 
 from jcl.analysis import results
+from jcl.cli.config import read_json
 from jcl.core.errors import OutputError
 
 
@@ -19,11 +19,7 @@ def _config(folder):
     if not os.path.exists(path):
         raise OutputError(f'{folder} is not a jcl results folder (no '
                           'config.json)')
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        raise OutputError(f'{path} is unreadable') from None
+    return read_json(path, OutputError)
 
 
 def _names(folders):

@@ -16,9 +16,9 @@ needs ``--out`` or ``--overwrite``).
 ['--protocol', 'split-mnist', '--set', 'si.c=1']
 """
 
-import json
 import os
 
+from jcl.cli.config import read_json
 from jcl.core.errors import ConfigError
 
 # flags that change no number: never recorded, never repeated
@@ -94,12 +94,7 @@ def saved_command(source) -> tuple:
     if not os.path.exists(path):
         raise ConfigError(f'--from {source}: no config.json there (not a jcl '
                           'results folder)')
-    try:
-        with open(path) as f:
-            cfg = json.load(f)
-    except (OSError, ValueError):
-        raise ConfigError(f'{path} is unreadable (not a jcl '
-                          'configuration)') from None
+    cfg = read_json(path, ConfigError, ' (not a jcl configuration)')
     if not isinstance(cfg, dict) or 'command' not in cfg:
         raise ConfigError(f'{path} records no command (written before jcl '
                           'recorded commands); repeat it with its flags')
