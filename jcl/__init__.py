@@ -13,18 +13,21 @@ The public API on one screen::
     jcl.train_chunk, jcl.finish_task                           # training
     jcl.run_sweep, jcl.SweepResult, jcl.run_seeds,
     jcl.compile_run, jcl.compile_programs                      # sweeps
+    jcl.MetricLog                                              # logs
     jcl.register_method, jcl.MethodEntry, jcl.build_learner    # catalogue
 
 and the rooms: ``jcl.core`` (the contracts), ``jcl.methods`` (every
 method's factory), ``jcl.models``, ``jcl.datasets``, ``jcl.tasks``
 (protocols and named task sequences), ``jcl.training``, ``jcl.sweep``,
-``jcl.analysis``, ``jcl.weights``, ``jcl.cli``.
+``jcl.logs`` (metric logs: CSV, TensorBoard, W&B), ``jcl.analysis``,
+``jcl.weights``, ``jcl.cli``.
 """
 
 from jcl import (
     analysis,
     core,
     datasets,
+    logs,
     methods,
     models,
     sweep,
@@ -58,6 +61,7 @@ from jcl.core.records import (
     TaskCtx,
     TaskEnd,
 )
+from jcl.logs import MetricLog
 from jcl.methods import compose
 from jcl.methods.assemble import build_learner
 from jcl.methods.catalog import register as register_method
@@ -76,12 +80,12 @@ __all__ = [
     'Learner', 'Method', 'MethodEntry', 'Model', 'OutputError', 'RunResult',
     'Snapshot', 'Step', 'SweepResult', 'TaskCtx', 'TaskEnd', 'analysis',
     'build_learner', 'chain', 'compile_programs', 'compile_run', 'compose',
-    'core',
-    'current_weight', 'datasets', 'evaluate', 'finish_task', 'identity',
+    'core', 'current_weight', 'datasets', 'evaluate', 'finish_task', 'identity',
     'init_state', 'make_method', 'make_model', 'masked', 'member_key',
     'methods', 'models', 'named_chain', 'over_task', 'per_example_grads',
     'protocols', 'register_method', 'replay_weight', 'replay_weighted',
-    'replayed', 'run_seeds', 'run_sweep', 'scale', 'sweep', 'tasks',
+    'MetricLog', 'replayed', 'run_seeds', 'run_sweep', 'scale', 'sweep',
+    'tasks', 'logs',
     'train_chunk', 'train_task', 'trainable_part', 'training',
     'weighted_powers', 'weights',
 ]

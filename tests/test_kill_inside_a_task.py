@@ -2,8 +2,11 @@
 with the same command, ends with exactly the numbers of an uninterrupted
 run: it resumes from the checkpoint written inside the task (the carry,
 the task's draws, the position, the curves so far), on one device and on
-four."""
+four. Its metric logs (CSV, TensorBoard) hold what an uninterrupted run's
+hold: what the killed process logged after its last checkpoint is logged
+again, once."""
 
+import csv
 import os
 import random
 import signal
@@ -18,7 +21,8 @@ from jcl.training import checkpoint
 
 RUN = [sys.executable, '-m', 'jcl', 'run', '--protocol', 'split-mnist',
        '--scenario', 'class', '--method', 'gr', '--seeds', '3',
-       '--iters', '100', '--hidden', '64', '--checkpoint-every', '10']
+       '--iters', '100', '--hidden', '64', '--checkpoint-every', '10',
+       '--log', 'csv,tensorboard', '--log-every', '5']
 
 
 def result(folder, method):
@@ -64,3 +68,28 @@ def test_a_kill_inside_a_task_resumes_to_the_same_numbers(tmp_path,
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f'{m} {k}')
     assert not list((killed / 'runs' / 'gr').glob('ckpt-*'))
+    for name, clock in (('steps.csv', 'throughput/steps_per_s'),
+                        ('tasks.csv', 'seconds')):
+        a, b = (logged(f / 'runs' / 'gr' / 'logs' / name, clock)
+                for f in (whole, killed))
+        assert a == b, name
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+    for row in ('seed0', 'seed2'):
+        curves = []
+        for f in (whole, killed):
+            ea = EventAccumulator(str(f / 'runs' / 'gr' / 'logs' /
+                                      'tensorboard' / row),
+                                  size_guidance={'scalars': 0})
+            ea.Reload()
+            curves.append([(e.step, e.value) for tag in (
+                'loss/total', 'accuracy/average') for e in ea.Scalars(tag)])
+        assert curves[0] == curves[1] and len(curves[0]) == 100 + 5, row
+
+
+def logged(path, clock):
+    """A CSV log's lines in order, without the wall-clock column."""
+    with open(path, newline='') as f:
+        return [{k: v for k, v in ln.items() if k != clock}
+                for ln in csv.DictReader(f)]

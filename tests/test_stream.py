@@ -413,3 +413,42 @@ def test_killed_run_resumes_after_its_last_task(arrays, tmp_path):
     assert len(lines) == 2 and len(resumed.seconds) == 3
     assert_same(whole, resumed)
     np.testing.assert_array_equal(whole.R_init, resumed.R_init)
+
+
+def test_a_run_stopped_inside_a_task_resumes_to_the_same_numbers(
+        arrays, tmp_path, monkeypatch):
+    """Checkpoints every 3 steps (between device calls of 5 steps and
+    after validated epochs): stopped after each of them in turn (inside
+    an epoch, after one, before and after the first validation, with rows
+    kept at their best epoch and rows stopped early), the run resumes
+    from it to the uninterrupted numbers."""
+    proto = first_tasks(protocols.class_split('flat', arrays, 'task'), 2)
+    train, valid = data_lib.holdout(proto.train, 0.2)
+    proto = proto._replace(train=train)
+    learner = flat_learner(proto, method='si')
+    kw = dict(valid=valid, shifts=(0.0, 0.0), seeds=(0, 1), ckpt_every=3,
+              schedule=dict(epochs=4, select_best=True, patience=1))
+    real, saves = stream._save_inside, []
+
+    def save_then_stop(*args):
+        real(*args)
+        saves.append((args[1], args[3]))   # (task, steps done)
+        if len(saves) == stop:
+            raise Interrupted(stop)
+
+    monkeypatch.setattr(stream, '_save_inside', save_then_stop)
+    stop = 0
+    whole = run(learner, proto, ckpt_path=str(tmp_path / 'w.npz'), **kw)
+    positions = list(saves)
+    assert len(positions) >= 5 and {t for t, _ in positions} == {0, 1}
+    for stop in range(1, len(positions) + 1):
+        path, saves[:] = str(tmp_path / f'{stop}.npz'), []
+        with pytest.raises(Interrupted):
+            run(learner, proto, ckpt_path=path, **kw)
+        lines = []
+        resumed = run(learner, proto, ckpt_path=path,
+                      progress=lines.append, **kw)
+        t, done = positions[stop - 1]
+        assert lines[0].startswith(f' resuming after step {done} of task '
+                                   f'{t + 1}'), lines[0]
+        assert_same(whole, resumed)

@@ -119,6 +119,15 @@ def parser() -> argparse.ArgumentParser:
                    'default: about once a minute; 0: only after each task. '
                    'A killed run started again with the same command ends '
                    'with the numbers of an uninterrupted run')
+    r.add_argument('--log', default='csv', metavar='KINDS',
+                   help='metric logs, comma-separated: csv (default; '
+                   'steps.csv, tasks.csv), tensorboard (event files, no '
+                   'TensorFlow needed), wandb (pip install \'jcl[wandb]\'; '
+                   'WANDB_MODE=offline works offline), or none; in '
+                   'OUT/<scenario>/<method>/logs')
+    r.add_argument('--log-every', type=int, default=10, metavar='STEPS',
+                   help='one logged point (the mean) every STEPS steps '
+                   '(default 10)')
     r.add_argument('--out', default=None, help='results folder')
     r.add_argument('--overwrite', action='store_true',
                    help='replace a finished results folder')

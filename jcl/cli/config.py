@@ -159,6 +159,8 @@ def resolve(args) -> dict:
         if every < 0:
             raise ConfigError(f'--checkpoint-every must be >= 0, got {every}')
         cfg['checkpoint_every'] = every
+    cfg.update(metric_logs(getattr(args, 'log', 'csv'),
+                           getattr(args, 'log_every', 10)))
     if getattr(args, 'plugin', None):   # (absent: the hash of older runs)
         cfg['plugins'] = list(args.plugin)
     if args.features:
@@ -241,7 +243,24 @@ def file_sha256(path) -> str:
 
 # where the data lie, the hash itself, and the command that made the run
 # (the same run is typed in many ways) do not decide its numbers
-_NOT_HASHED = ('data_dir', 'hash', 'command', 'checkpoint_every')
+_NOT_HASHED = ('data_dir', 'hash', 'command', 'checkpoint_every', 'log',
+               'log_every')
+
+
+def metric_logs(kinds: str, every: int) -> dict:
+    """``--log`` and ``--log-every`` checked: ``{'log': [...],
+    'log_every': n}`` (they change no number, so a run may resume with
+    others)."""
+    import importlib.util
+
+    from jcl.logs import parse_kinds
+    got = parse_kinds(kinds)
+    if 'wandb' in got and importlib.util.find_spec('wandb') is None:
+        raise ConfigError("--log wandb needs the wandb package: pip install "
+                          "'jcl[wandb]'")
+    if every < 1:
+        raise ConfigError(f'--log-every must be >= 1, got {every}')
+    return {'log': got, 'log_every': int(every)}
 
 
 def config_hash(cfg) -> str:

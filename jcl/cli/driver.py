@@ -16,6 +16,7 @@ from jcl import methods
 from jcl.analysis import results
 from jcl.analysis.evaluate import average_accuracy
 from jcl.cli.folders import run_folder, scenario_folder
+from jcl.logs import MetricLog
 from jcl.methods.assemble import build_learner
 from jcl.sweep import distributed
 from jcl.sweep.grid import grid_points, rows, static_max
@@ -140,24 +141,31 @@ def _run_method(cfg, folder, scenario, method, arrays, log, mesh,
     if distributed.is_main():
         os.makedirs(rfolder, exist_ok=True)
     setup = _Setup(cfg, scenario, method, arrays)
-    spec, hp = setup.spec, setup.hp
-    sequence = spec.kind == 'sequence'
+    sequence = setup.spec.kind == 'sequence'
     t0 = time.time()
     if sequence and weights is None:
         weights = load_backbone(cfg)
-    got = run_sweep(
-        setup.make_learner, setup.protocol, hparams=hp, grid=setup.grid,
-        seeds=setup.seeds, seed_chunk=cfg['seed_chunk'],
-        joint=methods.catalog.is_joint(setup.parts),
-        mesh=None if sequence else mesh,
-        schedule=sequence_schedule(cfg) if sequence else None,
-        pretrained=(backbone_overlay(cfg, spec, weights) if sequence
-                    else None),
-        checkpoint_dir=rfolder,
-        checkpoint_every=cfg.get('checkpoint_every'),
-        progress=log,
-        label=f'[{scenario}/{method}]')
-    result = result_arrays(got, sorted(hp))
+    logs = MetricLog.open(
+        cfg.get('log', ['csv']), os.path.join(rfolder, 'logs'),
+        every=cfg.get('log_every', 10), main=distributed.is_main(),
+        group=f'{os.path.basename(os.path.abspath(folder))}/{scenario}/'
+              f'{method}', config={'protocol': cfg['protocol'],
+                                   'scenario': scenario, 'method': method})
+    try:
+        got = run_sweep(
+            setup.make_learner, setup.protocol, hparams=setup.hp,
+            grid=setup.grid, seeds=setup.seeds, seed_chunk=cfg['seed_chunk'],
+            joint=methods.catalog.is_joint(setup.parts),
+            mesh=None if sequence else mesh,
+            schedule=sequence_schedule(cfg) if sequence else None,
+            pretrained=(backbone_overlay(cfg, setup.spec, weights)
+                        if sequence else None),
+            checkpoint_dir=rfolder,
+            checkpoint_every=cfg.get('checkpoint_every'),
+            progress=log, label=f'[{scenario}/{method}]', metric_log=logs)
+    finally:
+        logs.close()
+    result = result_arrays(got, sorted(setup.hp))
     if distributed.is_main():
         rpath = os.path.join(rfolder, 'result.npz')
         np.savez(rpath + '.tmp.npz', **result)

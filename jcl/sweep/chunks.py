@@ -72,7 +72,8 @@ def train_in_chunks(run, state, hp, train, active, t, n_steps, hook=None,
     Args:
       run: the compiled functions (:class:`jcl.sweep.rows.Programs`, or
         any object with such ``begin`` and ``steps``).
-      hook: ``hook(done)`` after every chunk but the last (progress).
+      hook: ``hook(done, curves)`` after every chunk (progress, metric
+        logs): ``curves`` the chunk's ``[..., count]`` host arrays.
       saver: a :class:`Saver`, or ``None``.
       resume: ``(plan, done, metrics)`` of an in-task checkpoint (``state``
         is then its carry), or ``None``: the task starts.
@@ -95,11 +96,16 @@ def train_in_chunks(run, state, hp, train, active, t, n_steps, hook=None,
     def collect(done, m):
         parts.append(distributed.gather(m))
         if hook:
-            hook(done)
+            hook(done, parts[-1])
 
+    first_task = getattr(run, 'first_steps', None) if t == 0 else None
     for start in range(first, n_steps, count):
-        state, m = run.steps(state, hp, train, active, task_id, plan,
-                             jnp.int32(start), count)
+        if first_task is not None:   # replay left out of the program
+            state, m = first_task(state, hp, train, active, plan,
+                                  jnp.int32(start), count)
+        else:
+            state, m = run.steps(state, hp, train, active, task_id, plan,
+                                 jnp.int32(start), count)
         if pending is not None:
             collect(*pending)
             pending = None
@@ -110,7 +116,7 @@ def train_in_chunks(run, state, hp, train, active, t, n_steps, hook=None,
         else:
             pending = (done, m)
     if pending is not None:
-        parts.append(distributed.gather(pending[1]))
+        collect(*pending)
     return state, plan, concat(parts)
 
 

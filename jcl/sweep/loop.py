@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcl.core import taskdata as data_lib
+from jcl.logs.images import sample_grid
 from jcl.sweep import distributed
 from jcl.sweep.chunks import Saver, train_in_chunks
 from jcl.sweep.rows import compile_programs, padded_rows, place
@@ -77,7 +78,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
               progress: Callable[[str], None] | None = print,
               label='', heartbeat_after=60.0, mesh=None,
               pretrained=None, ckpt_every=None,
-              ckpt_seconds=60.0) -> RunResult:
+              ckpt_seconds=60.0, log=None) -> RunResult:
     """Trains ``learner`` on every task of ``protocol`` for several seeds.
 
     Args:
@@ -102,6 +103,8 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
       mesh: split the rows over this mesh's devices
         (:func:`jcl.sweep.rows.row_mesh`); rows are padded to a multiple of the
         devices with copies of the last one, and dropped from the results.
+      log: a :class:`jcl.logs.GroupLog` of these rows (on every process;
+        only the first writes), or ``None``.
 
     Returns:
       A :class:`RunResult`.
@@ -184,9 +187,13 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
     for t in range(start, num_tasks):
         t0 = time.time()
         n_steps = task_steps(learner, train.index.shape[-1])
-        hook = (TaskProgress(progress, f'{label} task {t + 1}/{num_tasks}',
-                             n_steps, t0, heartbeat_after)
-                if progress else None)
+        hook = _hook(TaskProgress(progress, f'{label} task {t + 1}/'
+                                  f'{num_tasks}', n_steps, t0,
+                                  heartbeat_after) if progress else None,
+                     log)
+        if log is not None:
+            log.start_task(t, t * n_steps,
+                           *(resume[1:] if resume else (0, None)))
         saver = None
         if ckpt_path and ckpt_every != 0:
             saver = Saver(lambda done, st, plan, m, t=t: save(
@@ -211,6 +218,9 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
             metrics.setdefault(k, []).append(v)
         if ckpt_path:
             save(distributed.gather(state), tasks_done=t + 1)
+        if log is not None:
+            log.end_task(acc, seconds[-1], _samples(
+                learner, state, hp, protocol, t, log))
         if progress:
             avg = acc[:n, :t + 1].mean(-1)
             loss = float(np.mean(np.asarray(m['loss'])[:, -100:]))
@@ -228,6 +238,38 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
                      R_valid=np.stack(vrows, 1)[:n] if vrows else None,
                      state=jax.tree.map(lambda a: a[:n], state),
                      R_task=np.stack(trows, 1)[:n] if trows else None)
+
+
+def _hook(progress, log):
+    """The chunk hook: the progress line, then the metric log."""
+    if log is None:
+        return progress
+
+    def both(done, curves):
+        if progress is not None:
+            progress(done, curves)
+        log.chunk(curves, done)
+    return both
+
+
+def _samples(learner, state, hp, protocol, t, log) -> dict:
+    """``{row name: pixels}``: the decoded samples of the classes seen so
+    far, for the log's image rows of a generative model."""
+    if not log.wants_images:
+        return {}
+    state, hp = distributed.gather((state, hp))
+    classes = np.flatnonzero(np.asarray(protocol.active)[t, :t + 1].any(0))
+    out = {}
+    for i in log.image_rows:
+        row_hp = {k: np.asarray(v)[i] for k, v in hp.items()}
+        one = jax.tree.map(lambda a: a[i], state)
+        pixels = sample_grid(learner.make_model(row_hp), one.params,
+                             one.model_state, jax.random.PRNGKey(t),
+                             classes, log.log.samples, protocol.num_outputs)
+        if pixels is None:
+            return {}
+        out[log.rows[i]] = pixels
+    return out
 
 
 def _plan_arrays(plan) -> dict:

@@ -102,7 +102,7 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
               pretrained=None, checkpoint_dir: str | None = None,
               checkpoint_every: int | None = None,
               progress: Callable[[str], None] | None = print,
-              label: str = '') -> SweepResult:
+              label: str = '', metric_log=None) -> SweepResult:
     """Trains a learner for every grid point and seed; see the module doc.
 
     Args:
@@ -135,10 +135,14 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
         as ``ckpt-GROUP.prev.npz``); a sweep started again over it resumes
         where the last checkpoint left it, to the same numbers. ``None``:
         no checkpoints.
-      checkpoint_every: steps between checkpoints inside a task (fused
-        path; ``None``: about one a minute; ``0``: only after tasks).
+      checkpoint_every: steps between checkpoints inside a task
+        (``None``: about one a minute; ``0``: only after tasks).
       progress: called with one line per finished task (``None``: quiet).
       label: prefix of the progress lines.
+      metric_log: a :class:`jcl.logs.MetricLog` (loss curves, learning
+        rate, throughput, accuracies and samples per row, named
+        ``seed<s>``, or ``<name>=<value>,...-seed<s>`` on a grid), or
+        ``None``.
 
     Returns:
       A :class:`SweepResult`.
@@ -160,9 +164,12 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
     shared = static_max(all_rows)
     learner = (make_learner if isinstance(make_learner, Learner)
                else make_learner(shared))
-    outs = []
+    outs, names = [], row_names(points, seeds)
     for gi, start in enumerate(range(0, len(all_rows), chunk)):
         group = all_rows[start:start + chunk]
+        glog = None if metric_log is None else metric_log.group(
+            names[start:start + chunk], [h['lr'] for h, _ in group],
+            [i for i, (_, s) in enumerate(group) if s == group[0][1]])
         group_seeds = [s for _, s in group]
         proto = _protocols(protocol, group_seeds, validation)
         keys = jax.numpy.stack([jax.random.PRNGKey(s) for s in group_seeds])
@@ -176,13 +183,14 @@ def run_sweep(make_learner, protocol, *, hparams: dict,
         if schedule is None:
             outs.append(run_seeds(learner, proto, hp, keys, joint=joint,
                                   ckpt_path=ckpt, ckpt_every=checkpoint_every,
-                                  progress=progress,
+                                  progress=progress, log=glog,
                                   label=tag, mesh=mesh,
                                   pretrained=_overlay(pretrained, learner,
                                                       hp)))
         else:
             outs.append(_streamed(learner, proto, hp, keys, schedule, ckpt,
-                                  progress, tag, pretrained))
+                                  progress, tag, pretrained, glog,
+                                  checkpoint_every))
     return _collect(outs, points, seeds, hparams)
 
 
@@ -193,15 +201,29 @@ def _overlay(pretrained, learner, hp):
     return pretrained
 
 
+def row_names(points, seeds) -> list:
+    """The rows' names in the metric logs, point-major: ``seed<s>``, or
+    with a grid ``<name>=<value>,...-seed<s>`` (the names searched).
+
+    >>> row_names([{'si.c': 1.0}, {'si.c': 10.0}], [0, 1])[1:3]
+    ['si.c=1-seed1', 'si.c=10-seed0']
+    """
+    def point(pt):
+        return ','.join(f'{k}={v:g}' for k, v in pt.items())
+    return [f'{point(pt)}-seed{s}' if pt else f'seed{s}'
+            for pt in points for s in seeds]
+
+
 def _streamed(learner, proto, hp, keys, schedule, ckpt, progress, label,
-              pretrained):
+              pretrained, log, every):
     from jcl.sweep.streamed import run_streamed
     if isinstance(proto, list):
         raise ConfigError('the streamed path takes one protocol for all '
                           'seeds')
     return run_streamed(learner, proto, hp, keys, schedule, valid=proto.valid,
                         ckpt_path=ckpt, progress=progress, label=label,
-                        pretrained=_overlay(pretrained, learner, hp))
+                        pretrained=_overlay(pretrained, learner, hp), log=log,
+                        ckpt_every=every)
 
 
 def _collect(outs, points, seeds, hparams) -> SweepResult:

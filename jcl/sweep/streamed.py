@@ -9,13 +9,13 @@ step as the
 fused path; the learning rate follows a step schedule, passed per step
 (no recompilation); evaluation runs in chunks of host batches too.
 
-A split is read through a *source*: anything with ``count`` (int ``[T]``)
-and ``gather(task, entries) -> Batch`` of numpy arrays (``entries`` of
-any shape, e.g. ``[K, B]``): a :class:`jcl.core.taskdata.TaskData` (wrapped in
-:class:`ArraySplit`) or a split of
-:func:`jcl.datasets.image_folders.open_image_tasks`. Optionally each
-epoch is validated (:class:`jcl.training.epochs.EpochTracker`): the best epoch's
-state is kept, and training stops early, as CLR's reference does.
+A split is read through a *source* (:mod:`jcl.sweep.sources`).
+Optionally each epoch is validated
+(:class:`jcl.training.epochs.EpochTracker`): the best epoch's state is
+kept, and training stops early, as CLR's reference does. Checkpoints are
+written after each task and inside tasks
+(:func:`jcl.training.epoch_loop.run_epochs`): a killed run started again
+ends with the numbers of an uninterrupted one.
 
 >>> import numpy as np
 >>> plan = epoch_plan(count=10, schedule=Schedule(epochs=2, batch_size=4),
@@ -25,13 +25,6 @@ state is kept, and training stops early, as CLR's reference does.
 >>> sorted(plan.index[:2].ravel().tolist()) == sorted(set(
 ...     plan.index[:2].ravel().tolist()))      # no repeats in an epoch
 True
->>> from jcl.tasks.protocols import class_split
->>> pool = dict(train_x=np.arange(8, dtype=np.uint8).reshape(4, 2),
-...             train_y=np.arange(4), test_x=np.zeros((4, 2), np.uint8),
-...             test_y=np.arange(4))
->>> source = as_source(class_split('toy', pool, 'class').train)
->>> source.count.tolist(), source.gather(1, [[0], [1]]).y.tolist()
-([2, 2], [[2], [3]])
 """
 
 import functools
@@ -41,61 +34,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jcl.analysis.evaluate import correct_of
 from jcl.core import taskdata as data_lib
 from jcl.core.errors import ConfigError
-from jcl.core.records import Batch
+from jcl.sweep.chunks import Saver
 from jcl.sweep.loop import RunResult
+from jcl.sweep.sources import (  # noqa: F401  (re-exported)
+    ArraySplit,
+    as_source,
+    correct,
+    evaluate_rows,
+    evaluate_streamed,
+    gather_host,
+)
 from jcl.training import checkpoint
+from jcl.training.epoch_loop import Resume, run_epochs
 from jcl.training.epochs import (  # noqa: F401  (Schedule, EpochPlan: re-exported)
     EpochPlan,
     EpochTracker,
     Schedule,
     check_schedule,
     epoch_plan,
-    run_epochs,
 )
 from jcl.training.learner import Learner, begin_task, init_state
-from jcl.training.task import finish_task, scores_fn, train_chunk
-
-
-def gather_host(data: data_lib.TaskData, task: int, entries) -> Batch:
-    """Raw examples of task entries, gathered on the host (numpy)."""
-    pos = np.asarray(data.index)[task, entries]
-    origin = np.asarray(data.origin)[task, entries]
-    x = np.asarray(data.images)[pos]
-    if data.perm is not None:
-        x = np.take_along_axis(x, np.asarray(data.perm)[origin], axis=-1)
-    y = np.asarray(data.labels)[pos] + np.asarray(data.offset)[origin]
-    return Batch(x, y.astype(np.int32), origin.astype(np.int32))
-
-
-class ArraySplit:
-    """A :class:`jcl.core.taskdata.TaskData` as a source
-    (:func:`gather_host`)."""
-
-    def __init__(self, data: data_lib.TaskData):
-        self.data = data
-        self.count = np.asarray(data.count)
-
-    def gather(self, task, entries) -> Batch:
-        return gather_host(self.data, int(task), np.asarray(entries))
-
-
-def as_source(split):
-    """``split`` as a source: a TaskData wrapped, a source as it is."""
-    if isinstance(split, data_lib.TaskData):
-        return ArraySplit(split)
-    if hasattr(split, 'count') and hasattr(split, 'gather'):
-        return split
-    raise ConfigError(f'a split must be a TaskData or have count and '
-                      f'gather, not {type(split).__name__}')
-
-
-def _correct(learner, state, hp, raw, active_row):
-    scores = scores_fn(learner, hp, state)
-    batch = raw._replace(x=learner.prepare(raw.x))
-    return correct_of(scores(batch.x, batch.task), batch, active_row)
+from jcl.training.task import finish_task, train_chunk
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,18 +74,9 @@ def _compiled(learner: Learner):
                     donate_argnums=0)
     finish = jax.jit(jax.vmap(functools.partial(finish_task, learner),
                               in_axes=(0, 0, None, None, None, None)))
-    evaluate = jax.jit(jax.vmap(functools.partial(_correct, learner),
+    evaluate = jax.jit(jax.vmap(functools.partial(correct, learner),
                                 in_axes=(0, 0, None, None)))
     return init, begin, chunk, finish, evaluate
-
-
-@functools.lru_cache(maxsize=None)
-def _evaluate_rows(learner: Learner):
-    """Like ``_compiled``'s ``evaluate`` for several active rows ``[I, T,
-    C]`` at once (one forward pass): hits ``[S, I, B]``."""
-    rows = jax.vmap(functools.partial(_correct, learner),
-                    in_axes=(None, None, None, 0))
-    return jax.jit(jax.vmap(rows, in_axes=(0, 0, None, None)))
 
 
 def _step_keys(state, n):
@@ -136,33 +88,32 @@ def _step_keys(state, n):
     return jax.vmap(one)(state.key)
 
 
-def evaluate_streamed(evaluate, state, hp, test, active_row, chunk,
-                      tasks=None):
-    """Accuracy ``[S, T]`` on every task (or on ``tasks``) from host
-    chunks of ``test`` (a source or a TaskData), each padded to one shape;
-    ``[S, I, T]`` with :func:`_evaluate_rows` and ``I`` active rows. A
-    task without examples scores ``nan``."""
-    test = as_source(test)
-    count = np.asarray(test.count)
-    width = max(1, min(chunk, int(count.max(initial=0))))
-    acc = []
-    for t in (range(len(count)) if tasks is None else tasks):
-        n, parts = int(count[t]), []
-        for lo in range(0, n, width):
-            k = min(width, n - lo)
-            raw = test.gather(t, lo + np.arange(width) % k)
-            parts.append((evaluate(state, hp, raw, active_row), k))
-        hits = sum(np.asarray(h)[..., :k].sum(-1, np.float64)
-                   for h, k in parts)
-        acc.append(hits / n if n else np.nan)
-    return np.stack(np.broadcast_arrays(*acc), -1)
+def _log_call(log, piece, lr, lr_scale):
+    """One device call's ``k`` steps from step ``c`` of the task, to the
+    metric log (the loss, and the learning rate of the schedule)."""
+    loss, k, c = piece
+    log.chunk({'loss': np.asarray(loss)[:, :k],
+               'lr': lr * lr_scale[None, c:c + k]}, c + k)
+
+
+def _save_inside(path, t, rec, done, state, kept, loss, tracker):
+    """An in-task checkpoint: the carry (and the rows' kept states), the
+    finished tasks' records, the steps done, their losses, the tracker."""
+    tree = {'now': state, **({} if kept is None else {'kept': kept})}
+    more = {} if kept is None else {'has_kept': 1}
+    if tracker is not None:
+        more.update({f'tracker/{k}': v for k, v in tracker.arrays().items()})
+    checkpoint.save(path, tree, tasks_done=t, steps_done=done,
+                    part_loss=loss, **more,
+                    **(checkpoint.stack_records(rec) if t else {}))
 
 
 def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
                  Schedule, *, valid=None, steps_per_call=50,
                  eval_chunk=1000, shuffle_seed=0, ckpt_path=None,
                  progress=print, label='', epoch_lines_after=5.0,
-                 pretrained=None) -> RunResult:
+                 pretrained=None, log=None, ckpt_every=None,
+                 ckpt_seconds=60.0) -> RunResult:
     """Trains every task of ``protocol`` from host-streamed batches.
 
     Every row (seed, grid point) draws the same epochs (from
@@ -181,14 +132,21 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
       valid: the validation split (TaskData or source) that every epoch
         is validated on (task ``t``'s part, ``active[t]``); needed by
         ``select_best`` and ``patience``.
-      ckpt_path: where to checkpoint after each task (``None``: never); a
-        run finds its checkpoint there and restarts after its last
-        finished task, ending with the numbers of an uninterrupted run.
+      ckpt_path: where to checkpoint after each task and inside tasks
+        (``None``: never); a run finds its checkpoint there and restarts
+        where it left off, ending with the numbers of an uninterrupted
+        run.
+      ckpt_every: checkpoint inside a task every this many steps (at the
+        end of a device call or an epoch's validation); ``None``: every
+        ``ckpt_seconds`` of wall time; ``0``: after tasks only.
       progress: called with one line per task, and one per validated
         epoch that took more than ``epoch_lines_after`` seconds.
       label: prefix of the progress lines.
       pretrained: leaves overlaid on every row's initialisation
         (:func:`jcl.training.learner.init_state`), or ``None``.
+      log: a :class:`jcl.logs.GroupLog` of these rows, or ``None``
+        (the loss and the scheduled learning rate of every step, the
+        accuracies after each task).
 
     Returns:
       A :class:`jcl.sweep.loop.RunResult` (``metrics['loss']`` ``[S, T,
@@ -210,24 +168,40 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
     counts = np.asarray(train.count)
     num_tasks, rows, b = len(counts), len(keys), schedule.batch_size
     full = [c // b * schedule.epochs for c in counts]
+    planned = [min(n, schedule.max_steps or n) for n in full]
+    lr = None if log is None else np.asarray(hp['lr'])[:, None]
     width = max(min(n, schedule.max_steps or n) for n in full)
     k_call = max(1, min(steps_per_call, max(
         min(c // b, width) if valid is not None else width
         for c in counts)))
     state = init(hp, keys, pretrained)
-    R_init = evaluate_streamed(_evaluate_rows(learner), state, hp, test,
+    R_init = evaluate_streamed(evaluate_rows(learner), state, hp, test,
                                active, eval_chunk).astype(np.float32)
-    state, start, rec = checkpoint.load_records(ckpt_path, state)
-    if start and progress:
-        progress(f'{label} resuming after task {start}/{num_tasks} from '
-                 f'{ckpt_path}')
+    state, start, rec, inside = checkpoint.load_records(ckpt_path, state)
+    if (start or inside) and progress:
+        at = (f'step {inside["done"]} of task {start + 1}' if inside
+              else f'task {start}/{num_tasks}')
+        progress(f'{label} resuming after {at} from {ckpt_path}')
 
-    def one_task(state, t):
+    def one_task(state, t, inside):
         count = int(counts[t])
         plan = epoch_plan(count, schedule,
                           np.random.RandomState([shuffle_seed, t]))
-        state = begin(state, hp, jnp.int32(t))
+        if inside is None:
+            state = begin(state, hp, jnp.int32(t))
         step_keys = _step_keys(state, full[t])
+        track = (None if valid is None else EpochTracker(
+            rows, schedule.epochs, schedule.patience, schedule.select_best))
+        resume = None if inside is None else Resume(
+            inside['done'], inside['kept'], inside['loss'])
+        if track is not None and inside is not None:
+            track.restore({k[len('tracker/'):]: v for k, v in inside.items()
+                           if k.startswith('tracker/')})
+        if log is not None:
+            done = 0 if resume is None else resume.done
+            log.start_task(t, int(sum(planned[:t])), done, None if not done
+                           else {'loss': resume.loss,
+                                 'lr': lr * plan.lr_scale[None, :done]})
 
         def run_steps(state, lo, hi):
             pieces = []
@@ -237,8 +211,12 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
                 state, m = chunk(state, hp, train.gather(t, plan.index[sl]),
                                  step_keys[:, sl], np.arange(k_call) < k,
                                  plan.lr_scale[sl], active, jnp.int32(t))
-                pieces.append((m['loss'], k))
-            return state, pieces
+                if log is not None and pieces:   # one call in flight
+                    _log_call(log, pieces[-1], lr, plan.lr_scale)
+                pieces.append((m['loss'], k, c))
+            if log is not None and pieces:
+                _log_call(log, pieces[-1], lr, plan.lr_scale)
+            return state, [p[:2] for p in pieces]
 
         def on_epoch(e, acc, seconds):
             if progress and seconds > epoch_lines_after:
@@ -246,14 +224,18 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
                          f'{schedule.epochs}  {track.line(acc)}  '
                          f'{seconds:.1f}s')
 
-        track = (None if valid is None else EpochTracker(
-            rows, schedule.epochs, schedule.patience, schedule.select_best))
+        saver = None
+        if ckpt_path and ckpt_every != 0:
+            saver = Saver(lambda done, st, kept, loss: _save_inside(
+                ckpt_path, t, rec, done, st, kept, loss, track),
+                every_steps=ckpt_every, every_seconds=ckpt_seconds)
         done = run_epochs(
             run_steps, lambda st: evaluate_streamed(
                 evaluate, st, hp, valid, active[t], eval_chunk, [t])[:, 0],
             state, per_epoch=count // b,
             steps=min(full[t], schedule.max_steps or full[t]),
-            tracker=track, on_epoch=on_epoch)
+            tracker=track, on_epoch=on_epoch, every=k_call, saver=saver,
+            resume=resume)
         try:
             state, _ = finish(done.state, hp, train_dev, None, active,
                               jnp.int32(t))
@@ -274,11 +256,14 @@ def run_streamed(learner: Learner, protocol, hp: dict, keys, schedule:
 
     for t in range(start, num_tasks):
         t0 = time.time()
-        state, track, n = one_task(state, t)
+        state, track, n = one_task(state, t, inside)
+        inside = None
         acc = evaluate_streamed(evaluate, state, hp, test, active[t],
                                 eval_chunk)
         rec['R'].append(acc.astype(np.float32))
         rec['seconds'].append(time.time() - t0)
+        if log is not None:
+            log.end_task(acc, rec['seconds'][-1])
         if ckpt_path:
             checkpoint.save(ckpt_path, state, tasks_done=t + 1,
                             **checkpoint.stack_records(rec))

@@ -150,24 +150,41 @@ RECORDS = ('R', 'loss', 'steps', 'epochs', 'best_epoch', 'valid_acc',
 
 
 def load_records(ckpt_path, state):
-    """``(state, tasks_done, records)`` from the checkpoint at
-    ``ckpt_path`` (its carry shaped like ``state``), or ``(state, 0,
-    empty records)`` without one; records: a list per task of each of
-    :data:`RECORDS` (``[S, ...]`` arrays; ``seconds`` a float)."""
+    """``(state, tasks_done, records, inside)`` from the streamed path's
+    checkpoint at ``ckpt_path`` (or the one before it, :func:`latest`; its
+    carry shaped like ``state``), or ``(state, 0, empty records, None)``
+    without one. Records: a list per task of each of :data:`RECORDS`
+    (``[S, ...]`` arrays; ``seconds`` a float). ``inside``: ``None`` for a
+    checkpoint written after a task, else the in-task arrays: ``done``
+    (steps), ``kept`` (the rows' kept states, or ``None``), ``loss`` and
+    the epoch tracker's (``tracker/...``)."""
     rec = {k: [] for k in RECORDS}
-    if not (ckpt_path and os.path.exists(ckpt_path)):
-        return state, 0, rec
-    state, extra = load(ckpt_path, jax.tree.map(np.asarray, state))
-    missing = [k for k in rec if k not in extra]
-    if missing:
-        raise DataError(f'checkpoint {ckpt_path} is not a streamed run\'s '
-                        f'(no {", ".join(missing)}); delete it or use '
-                        'another path')
-    for k in rec:
+    found = ckpt_path and latest(ckpt_path)
+    if not found:
+        return state, 0, rec, None
+    host = jax.tree.map(np.asarray, state)
+    head = read(found)
+    done = int(head.get(EXTRA + 'steps_done', 0))
+    like = host if not done else {'now': host, **(
+        {'kept': host} if EXTRA + 'has_kept' in head else {})}
+    tree, extra = load(found, like)
+    tasks = int(extra.get('tasks_done', -1))
+    missing = [k for k in rec if k not in extra] if tasks > 0 else []
+    if missing or tasks < 0:
+        raise DataError(f'checkpoint {found} is not a streamed run\'s '
+                        f'(no {", ".join(missing or ["tasks_done"])}); '
+                        'delete it or use another path')
+    for k in rec if tasks else ():
         rec[k] = list(extra[k] if k == 'seconds'
                       else np.moveaxis(extra[k], 1, 0))
-    return (jax.tree.map(jnp.asarray, state), int(extra['tasks_done']),
-            rec)
+    inside = None
+    if done:
+        inside = {'done': done, 'loss': extra['part_loss'],
+                  'kept': tree.get('kept'), **{
+                      k: v for k, v in extra.items()
+                      if k.startswith('tracker/')}}
+        tree = tree['now']
+    return jax.tree.map(jnp.asarray, tree), tasks, rec, inside
 
 
 def stack_records(rec):

@@ -8,9 +8,11 @@ strictly better accuracy replaces it, so a tie keeps the earlier epoch)
 and stops once ``epoch - best_epoch > 21``, i.e. 22 epochs after the
 last improvement. Here every row (seed, grid point) of a vmapped carry
 has its own best epoch and its own stop; :class:`EpochTracker` keeps
-that bookkeeping on the host and :func:`keep_rows` copies the chosen
-rows of a carry on the device. A row that has stopped keeps what it
-had, so each row ends as it would have run alone.
+that bookkeeping on the host and
+:func:`jcl.training.epoch_loop.keep_rows` copies the chosen rows of a
+carry on the device. A row that has stopped keeps what it had, so each
+row ends as it would have run alone; the loop over a task's epochs is
+:func:`jcl.training.epoch_loop.run_epochs`.
 
 Epochs are 0-based here.
 
@@ -27,12 +29,8 @@ Epochs are 0-based here.
 [False, True]
 """
 
-import functools
-import time
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jcl.core.errors import ConfigError
@@ -178,6 +176,18 @@ class EpochTracker:
         return (f'{first}  best epoch {_rows(self.best_epoch + 1, str)}  '
                 f'stopped {int(self.stopped.sum())}/{len(self.stopped)}')
 
+    FIELDS = ('best_acc', 'best_epoch', 'stopped', 'epochs', 'curve')
+
+    def arrays(self) -> dict:
+        """The tracker's state as arrays (for a checkpoint)."""
+        return {f: getattr(self, f) for f in self.FIELDS}
+
+    def restore(self, arrays: dict) -> 'EpochTracker':
+        """Sets the state :meth:`arrays` gave; returns ``self``."""
+        for f in self.FIELDS:
+            setattr(self, f, np.array(arrays[f], getattr(self, f).dtype))
+        return self
+
     @property
     def done(self) -> bool:
         """Every row has stopped."""
@@ -187,84 +197,3 @@ class EpochTracker:
 def _rows(values, fmt):
     return ', '.join(fmt(v) for v in values)
 
-
-@functools.partial(jax.jit, donate_argnums=2)
-def keep_rows(take, new, old):
-    """Row ``i`` of ``new`` where ``take[i]``, else of ``old`` (trees with
-    a leading row axis). ``old`` (not aliasing ``new``) is donated, so a
-    kept best epoch costs one copy of the carry, not two: gigabytes for
-    whole-network banks (``separate``, SupSup).
-
-    >>> keep_rows(jnp.array([True, False]), jnp.ones(2), jnp.zeros(2)).tolist()
-    [1.0, 0.0]
-    """
-    def pick(a, b):
-        mask = jnp.reshape(take, take.shape + (1,) * (a.ndim - 1))
-        return jnp.where(mask, a, b)
-    return jax.tree.map(pick, new, old)
-
-
-
-class EpochsDone(NamedTuple):
-    """A task trained by :func:`run_epochs`.
-
-    Attributes:
-      state: the carry to consolidate: per row, its best epoch's state
-        (``select_best``), its state at its stop, or its last state.
-      loss: ``[rows, steps]`` the loss of every step run, 0 after a row's
-        stop.
-      steps: int ``[rows]`` steps each row trained.
-      tracker: the :class:`EpochTracker`, or ``None`` without validation.
-    """
-
-    state: object
-    loss: np.ndarray
-    steps: np.ndarray
-    tracker: EpochTracker | None
-
-
-def run_epochs(run_steps, validate, state, *, per_epoch, steps,
-                 tracker=None, on_epoch=None) -> EpochsDone:
-    """Runs a task's ``steps`` steps, validating after every epoch.
-
-    Args:
-      run_steps: ``(state, lo, hi) -> (state, pieces)`` runs steps ``lo``
-        to ``hi`` of the task's plan; ``pieces``: a list of ``(loss, k)``,
-        the first ``k`` columns of each ``[rows, K]`` loss array real.
-      validate: ``state -> [rows]`` accuracies on the task's validation
-        split (used with a ``tracker``).
-      state: the carry at the task's first step.
-      per_epoch: steps of one epoch. steps: steps to run (``max_steps``
-        may cut the last epoch).
-      tracker: an :class:`EpochTracker` (``None``: no validation, the
-        steps run in one go).
-      on_epoch: ``(epoch, acc, seconds)`` after each validated epoch.
-    """
-    ends = [steps] if tracker is None else (
-        list(range(per_epoch, steps, per_epoch)) + [steps])
-    kept, lo, pieces = None, 0, []
-    for epoch, hi in enumerate(ends):
-        t0 = time.time()
-        state, new = run_steps(state, lo, hi)
-        pieces += new
-        cut, lo = hi - lo < per_epoch, hi
-        if tracker is None or (cut and epoch > 0):
-            continue   # a cut epoch after complete ones: not validated
-        acc = validate(state)
-        if kept is None:   # a distinct buffer: ``state`` goes on training
-            kept = jax.tree.map(jnp.copy, state)
-        kept = keep_rows(tracker.update(epoch, acc), state, kept)
-        if on_epoch is not None:
-            on_epoch(epoch, acc, time.time() - t0)
-        if tracker.done:
-            break
-    loss = np.concatenate([np.asarray(m)[:, :k] for m, k in pieces], 1)
-    done = np.full(loss.shape[0], lo, np.int32)
-    if tracker is not None:
-        done = np.where(tracker.stopped, tracker.epochs * per_epoch, done)
-        if tracker.select_best:
-            state = kept
-        elif tracker.patience is not None:
-            state = keep_rows(tracker.stopped, kept, state)
-    loss = np.where(np.arange(lo) < done[:, None], loss, 0.0)
-    return EpochsDone(state, loss, done.astype(np.int32), tracker)

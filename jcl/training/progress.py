@@ -8,7 +8,7 @@ the command line: after ``after`` seconds it prints a line per chunk.
 
 >>> lines = []
 >>> p = TaskProgress(lines.append, 'task 1/5', 100, t0=0.0, after=0.0)
->>> p(10); p(20)
+>>> p(10); p(20); p(100)   # no line at the task's end
 >>> lines[1].startswith('task 1/5  step 20/100')
 True
 """
@@ -26,8 +26,9 @@ class TaskProgress:
         self.t0, self.after, self.first = t0, after, None
         self.last = 0
 
-    def __call__(self, done):
-        if done <= self.last:
+    def __call__(self, done, curves=None):
+        del curves   # a progress line shows steps only
+        if done <= self.last or done >= self.n:
             return
         self.last = done
         now = time.time()
