@@ -14,6 +14,7 @@
 
 from typing import Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 
 from jcl.core.method import Method
@@ -90,6 +91,11 @@ def chain(*methods: Method) -> Method:
 def scale(method: Method, weight: float | Callable) -> Method:
     """Multiplies every loss term of ``method`` by ``weight``.
 
+    A weight known to be 0 while tracing (a Python ``0``, or a schedule's
+    value on the first task's own program, where ``ctx.task_id`` is the
+    Python ``0``) leaves ``method``'s loss out of the program: its terms
+    (and ``aux``) are zeros of their shapes, nothing of it is computed.
+
     Args:
       method: the method to scale.
       weight: a constant, or a function ``task_id -> weight`` (a task
@@ -97,6 +103,13 @@ def scale(method: Method, weight: float | Callable) -> Method:
     """
     def loss(mstate, fwd, ctx):
         w = weight(ctx.task_id) if callable(weight) else weight
+        if isinstance(w, (int, float)) and w == 0:
+            shapes = jax.eval_shape(
+                lambda ms, f, key, active: method.loss(
+                    ms, f, ctx._replace(key=key, active=active)),
+                mstate, fwd, ctx.key, ctx.active)
+            return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                shapes)
         terms, aux = method.loss(mstate, fwd, ctx)
         return {k: w * v for k, v in terms.items()}, aux
 
@@ -104,7 +117,10 @@ def scale(method: Method, weight: float | Callable) -> Method:
 
 
 def current_weight(task_id):
-    """``1/t`` on task ``t = task_id + 1``: the current-data weight."""
+    """``1/t`` on task ``t = task_id + 1``: the current-data weight (a
+    Python float for a Python ``task_id``)."""
+    if isinstance(task_id, int):
+        return 1.0 / (task_id + 1)
     return 1.0 / (jnp.asarray(task_id, jnp.float32) + 1.0)
 
 

@@ -45,10 +45,15 @@ class Batch(NamedTuple):
 class TaskCtx(NamedTuple):
     """What a method may know about where it is in the task sequence.
 
-    Arrays only, so a new task never recompiles.
+    Arrays only, so a new task never recompiles; the one exception is the
+    first task's own training program, where ``task_id`` is the Python
+    ``0`` (:attr:`first_task`), so that terms weighted by a schedule known
+    to be 0 there (replay, :func:`jcl.core.combine.replayed`) are left out
+    of the program rather than computed and zeroed.
 
     Attributes:
-      task_id: int32 ``[]``, 0-based index of the task being trained.
+      task_id: int32 ``[]``, 0-based index of the task being trained
+        (the Python ``0`` in the first task's training program).
       key: PRNG key for this step (or this consolidation).
       active: bool ``[T, T, C]``; ``active[i, j]`` are the output units that
         are active for data of task ``j`` once tasks ``0..i`` have been
@@ -58,6 +63,12 @@ class TaskCtx(NamedTuple):
     task_id: Array
     key: PRNGKey
     active: Array
+
+    @property
+    def first_task(self) -> bool:
+        """Whether this is, known while tracing, the first task's
+        program (``False`` where the task is a traced index)."""
+        return isinstance(self.task_id, int) and self.task_id == 0
 
     def mask(self, task: Array, learned: Array | None = None) -> Array:
         """Active-output masks ``[B, C]`` for examples of tasks ``task``.

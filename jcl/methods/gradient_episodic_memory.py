@@ -57,6 +57,8 @@ def agem(model: Model, *, prepare, input_shape, num_tasks: int,
                             per_class=per_class, dtype=dtype)
 
     def grads(buf, step, ctx):
+        if ctx.first_task:   # nothing stored yet: no reference gradient
+            return step.grads
         trainable, frozen = tree.split_like(step.params, step.grads)
 
         def ref_loss(part):

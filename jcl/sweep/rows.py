@@ -35,6 +35,7 @@ from jcl.training.scoring import initial_accuracy
 from jcl.training.task import (
     begin_steps,
     finish_task,
+    first_steps,
     run_steps,
     train_task,
 )
@@ -93,6 +94,10 @@ class Programs(NamedTuple):
       steps: ``(states, hp, train, active, task_id, plans, start, count)
         -> (states, metrics)`` (:func:`jcl.training.task.run_steps`,
         ``count`` static; donates ``states``).
+      first_steps: ``(states, hp, train, active, plans, start, count)``:
+        ``steps`` of the first task, compiled with the task known
+        (:func:`jcl.training.task.first_steps`): terms on replayed data,
+        weighted 0 there, are not computed.
       finish: ``(states, hp, train, test, active, task_id) -> (states,
         acc)`` (:func:`jcl.training.task.finish_task`; donates ``states``).
       task: ``(states, hp, train, test, active, task_id)``: the three in
@@ -105,6 +110,7 @@ class Programs(NamedTuple):
     init: Callable
     begin: Callable
     steps: Callable
+    first_steps: Callable
     finish: Callable
     task: Callable
     init_acc: Callable
@@ -152,6 +158,8 @@ def compile_programs(learner: Learner, *, train_axes=None, test_axes=None,
         begin=mapped(begin_steps, (0, 0, train_axes, None)),
         steps=mapped(run_steps, (0, 0, train_axes, None, None, 0, None),
                      donate=(0,), static=1),
+        first_steps=mapped(first_steps, (0, 0, train_axes, None, 0, None),
+                           donate=(0,), static=1),
         finish=mapped(finish_task, (0, 0, train_axes, test_axes, None,
                                     None), donate=(0,)),
         task=mapped(train_task, (0, 0, train_axes, test_axes, None, None),

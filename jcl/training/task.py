@@ -42,7 +42,6 @@ The same compiled step (:func:`make_step`) runs
 ((10,), (1,), 10)
 """
 
-
 from typing import NamedTuple
 
 import jax
@@ -55,11 +54,7 @@ from jcl.core.records import CLState, Forward, Step, TaskCtx, TaskEnd
 from jcl.core.taskdata import TaskData, gather
 from jcl.training import banks
 from jcl.training.learner import Learner, begin_task, parts
-from jcl.training.scoring import (  # noqa: F401  (scores_fn: public here too)
-    each_eval,
-    scores_fn,
-    tables,
-)
+from jcl.training.scoring import each_eval, scores_fn, tables  # noqa: F401
 
 
 def make_step(learner: Learner, hp, active, task_id, params, lr_scale=None):
@@ -205,6 +200,15 @@ def run_steps(learner: Learner, state: CLState, hp, train: TaskData,
     return _carry_to_state(state, carry, state.step + done), metrics
 
 
+def first_steps(learner: Learner, state: CLState, hp, train: TaskData,
+                active, plan: TaskPlan, start, count: int):
+    """:func:`run_steps` of the first task with the task known while
+    tracing (``ctx.task_id`` the Python ``0``): replay, weighted 0 there,
+    is left out of the program (:func:`jcl.core.combine.scale`)."""
+    return run_steps(learner, state, hp, train, active, 0, plan, start,
+                     count)
+
+
 def train_task(learner: Learner, state: CLState, hp, train: TaskData,
                test, active, task_id):
     """Trains one task on device-resident data, consolidates, evaluates:
@@ -240,11 +244,10 @@ def train_chunk(learner: Learner, state: CLState, hp, raw, keys, valid,
     """``K`` training steps over host-prepared batches (streamed path).
 
     Args:
-      raw: a :class:`jcl.core.records.Batch` of ``[K, B, ...]`` raw examples.
-      keys: ``[K]`` step keys. valid: bool ``[K]``; a step that is not
-        valid (padding of a task's last chunk) leaves the carry as it is.
-      lr_scale: ``[K]`` learning-rate multipliers (a schedule).
-      active, task_id: as :func:`train_task`.
+      raw: a :class:`jcl.core.records.Batch` of ``[K, B, ...]`` raw
+        examples. keys: ``[K]`` step keys. valid: bool ``[K]`` (a step
+        not valid leaves the carry as it is). lr_scale: ``[K]``
+        learning-rate multipliers. active, task_id: as :func:`train_task`.
 
     Returns:
       ``(state, metrics)``, metrics ``[K]`` curves (0 at invalid steps).
