@@ -49,6 +49,7 @@ from jcl.methods.entry import (
     MethodEntry,
     default_of,
 )
+from jcl.methods.episodic_memory import gem
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
 from jcl.methods.generated_replay import generative_replay
@@ -64,7 +65,7 @@ from jcl.methods.weight_penalty import norm_penalty
 __all__ = [
     # the command line's methods
     'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'gr',
-    'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
+    'gem', 'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
     'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
     # their models
     'bir_model', 'clr_model', 'gr_model', 'resnet_for', 'rtf_model',
