@@ -37,6 +37,7 @@ from jcl.methods import (
     experience_replay,
     gradient_episodic_memory,
     gradient_sample_selection,
+    hindsight_anchor_learning,
     incremental_classifier,
     learning_without_forgetting,
     objective,
@@ -53,7 +54,8 @@ _BUILT_IN = [e for module in (
     learning_without_forgetting, context_gating, deep_generative_replay,
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
-    episodic_memory, gradient_sample_selection, backbone_methods)
+    episodic_memory, gradient_sample_selection, hindsight_anchor_learning,
+    backbone_methods)
     for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False

@@ -41,6 +41,7 @@ from jcl.core.per_example import grads as per_example_grads
 from jcl.core.records import Array
 from jcl.methods import buffers
 from jcl.methods.entry import BUDGET, REPLAY_SIZE, MethodEntry
+from jcl.methods.experience_replay import joined_ce
 
 
 class ScoredBuffer(NamedTuple):
@@ -151,16 +152,8 @@ def gss(model: Model, *, prepare, input_shape, size: int,
         return losses.cross_entropy(out['logits'], y, ctx.mask(task))
 
     def loss(state, fwd, ctx):
-        slots, w = buffers.draw(state.buffer, member_key(ctx, 'gss'),
-                                min(minibatch, size))
-        raw = buffers.examples(state.buffer, slots)
-        stored = ce(fwd.params, fwd.model_state, prepare(raw.x), raw.y,
-                    raw.task, ctx)
-        b = fwd.batch
-        current = losses.cross_entropy(fwd.outputs['logits'], b.y,
-                                       ctx.mask(b.task))
-        total = jnp.sum(current) + jnp.sum(w * stored)
-        return {'loss': total / (current.shape[0] + jnp.sum(w))}
+        return {'loss': joined_ce(model, prepare, state.buffer, fwd, ctx,
+                                  member_key(ctx, 'gss'), minibatch)}
 
     def update(state, step, ctx):
         trainable, frozen = tree.split_like(step.new_params, step.grads)
