@@ -49,11 +49,14 @@ from jcl.methods.entry import (
     MethodEntry,
     default_of,
 )
+from jcl.methods.episodic_memory import gem
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
 from jcl.methods.generated_replay import generative_replay
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
+from jcl.methods.gradient_sample_selection import gss
+from jcl.methods.hindsight_anchor_learning import hal
 from jcl.methods.incremental_classifier import icarl
 from jcl.methods.learning_without_forgetting import lwf, teacher_distillation
 from jcl.methods.objective import compose, joint, none, supervised
@@ -63,9 +66,10 @@ from jcl.methods.weight_penalty import norm_penalty
 
 __all__ = [
     # the command line's methods
-    'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'gr',
-    'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
-    'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
+    'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'gem',
+    'gr', 'gr_distill', 'gss', 'hal', 'icarl', 'joint', 'lwf', 'none',
+    'online_ewc', 'psp', 'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup',
+    'xdg',
     # their models
     'bir_model', 'clr_model', 'gr_model', 'resnet_for', 'rtf_model',
     'separate_model', 'xdg_model',

@@ -33,8 +33,11 @@ from jcl.methods import (
     dark_experience_replay,
     deep_generative_replay,
     elastic_weight_consolidation,
+    episodic_memory,
     experience_replay,
     gradient_episodic_memory,
+    gradient_sample_selection,
+    hindsight_anchor_learning,
     incremental_classifier,
     learning_without_forgetting,
     objective,
@@ -51,7 +54,9 @@ _BUILT_IN = [e for module in (
     learning_without_forgetting, context_gating, deep_generative_replay,
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
-    backbone_methods) for e in module.ENTRIES]
+    episodic_memory, gradient_sample_selection, hindsight_anchor_learning,
+    backbone_methods)
+    for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False
 
@@ -168,8 +173,9 @@ def check_scenario(parts: list, scenario: str):
 
 
 def check_models(parts: list):
-    """At most one part brings its own network, and one a generator; a
-    network that takes no generator does not meet one."""
+    """At most one part brings its own network, one a generator, one its
+    own current-data objective, and one each ``exclusive`` role; a network
+    that takes no generator does not meet one."""
     nets = [p for p in parts if entry(p).network is not None]
     gens = [p for p in parts if entry(p).generator is not None]
     name = '+'.join(parts)
@@ -182,6 +188,18 @@ def check_models(parts: list):
     if nets and gens and not entry(nets[0]).generators:
         raise ConfigError(f'{name}: {nets[0]} and a generator ({gens[0]}) '
                           'do not combine')
+    owns = [p for p in parts if entry(p).own_objective]
+    if len(owns) > 1:
+        raise ConfigError(f'{name}: {" and ".join(owns)} each bring their '
+                          'own objective on the current data; at most one '
+                          'part may')
+    roles = {}
+    for p in parts:
+        role = entry(p).exclusive
+        if role and role in roles:
+            raise ConfigError(f'{name}: {roles[role]} and {p} are both a '
+                              f'{role}; at most one part may be')
+        roles.setdefault(role, p)
 
 
 def static_hparams(parts: list) -> set:

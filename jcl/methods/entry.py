@@ -124,6 +124,10 @@ class MethodEntry(NamedTuple):
         cross-entropy of :func:`jcl.methods.compose` is left out).
       one_bank: every loss sees the current task's examples alone, so only
         the current task's row of a model's per-task banks trains.
+      exclusive: a role at most one part of a composition may take, or
+        ``''``: two parts that change the gradient in the same way
+        (``'gradient projection'``: A-GEM's and GEM's, the later of which
+        would undo the earlier's constraint) are refused together.
       summary: one line for ``jcl methods`` and the docs.
     """
 
@@ -140,6 +144,7 @@ class MethodEntry(NamedTuple):
     reset_optimizer: bool = False
     own_objective: bool = False
     one_bank: bool = False
+    exclusive: str = ''
     summary: str = ''
 
     def default_values(self, protocol: str, scenario: str,

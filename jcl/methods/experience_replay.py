@@ -45,6 +45,23 @@ def replay_ce(model: Model, params, model_state, buf: Buffer, ctx, key,
     return jnp.sum(w * ce)
 
 
+def joined_ce(model: Model, prepare, buf: Buffer, fwd, ctx, key, n: int):
+    """The mean cross-entropy over the current batch joined with ``n``
+    stored examples drawn without replacement (fewer while fewer are
+    stored): the DER paper's code's ER loss (mammoth ``models/er.py``),
+    each example over its task's active outputs."""
+    slots, w = buffers.draw(buf, key, min(n, buf.y.shape[0]))
+    raw = buffers.examples(buf, slots)
+    out, _ = model.apply(fwd.params, fwd.model_state, prepare(raw.x),
+                         raw.task, train=True)
+    stored = losses.cross_entropy(out['logits'], raw.y, ctx.mask(raw.task))
+    b = fwd.batch
+    current = losses.cross_entropy(fwd.outputs['logits'], b.y,
+                                   ctx.mask(b.task))
+    return (jnp.sum(current) + jnp.sum(w * stored)) / (
+        current.shape[0] + jnp.sum(w))
+
+
 def class_buffer(*, input_shape, num_tasks, classes_per_task, per_class,
                  dtype=jnp.uint8) -> Buffer:
     """An empty class-balanced buffer: ``per_class`` slots per class."""

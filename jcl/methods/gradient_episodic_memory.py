@@ -78,4 +78,5 @@ def agem(model: Model, *, prepare, input_shape, num_tasks: int,
 
 
 ENTRIES = [buffer_entry('agem', agem, 'averaged gradient episodic memory '
-                        '(Chaudhry et al. 2019)')]
+                        '(Chaudhry et al. 2019)')._replace(
+                            exclusive='gradient projection')]
