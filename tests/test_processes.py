@@ -20,7 +20,8 @@ from jcl.training import checkpoint
 RUN = [sys.executable, '-m', 'jcl', 'run']
 ARGS = ['--protocol', 'split-mnist', '--scenario', 'class',
         '--method', 'none,gr', '--seeds', '3', '--iters', '40',
-        '--hidden', '64', '--checkpoint-every', '8']
+        '--hidden', '64', '--checkpoint-every', '8',
+        '--log', 'csv,tensorboard']
 ENV = {**os.environ, 'JCL_HEARTBEAT_TIMEOUT': '10'}
 
 
@@ -61,6 +62,15 @@ def test_two_processes_equal_one_process_and_resume_after_a_kill(
     logs = both(two)
     assert '2 devices' in logs[0]
     assert logs[1].count('task 1/5') == 0  # one process prints
+    # one process writes the metric logs: one event file per row, each
+    # with its samples (gathered from both processes' rows)
+    tb = two / 'runs' / 'gr' / 'logs' / 'tensorboard'
+    assert sorted(d.name for d in tb.iterdir()) == ['seed0', 'seed1',
+                                                   'seed2']
+    assert [len(list(d.glob('events.out.tfevents.*')))
+            for d in tb.iterdir()] == [1, 1, 1]
+    steps = (two / 'runs' / 'gr' / 'logs' / 'steps.csv').read_text()
+    assert len(steps.splitlines()) == 1 + 3 * 5 * 40 // 10
     ref = R(one)
     assert set(ref) == {'none', 'gr'} and ref['gr'].shape == (3, 5, 5)
     two_R = R(two)
