@@ -33,7 +33,7 @@ from jcl.methods.backbone_methods import (
 from jcl.methods.brain_inspired_replay import bir, bir_model, rtf, rtf_model
 from jcl.methods.catalog import entries, entry, load_plugin, parse, register
 from jcl.methods.context_gating import xdg, xdg_model
-from jcl.methods.dark_experience_replay import derpp
+from jcl.methods.dark_experience_replay import der, derpp
 from jcl.methods.deep_generative_replay import gr, gr_distill, gr_model
 from jcl.methods.elastic_weight_consolidation import ewc, online_ewc
 from jcl.methods.entry import (
@@ -63,7 +63,7 @@ from jcl.methods.weight_penalty import norm_penalty
 
 __all__ = [
     # the command line's methods
-    'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'gr',
+    'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'ewc', 'gr',
     'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
     'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
     # their models
