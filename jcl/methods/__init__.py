@@ -19,6 +19,7 @@ command-line citizen.
 """
 
 from jcl.methods.assemble import build_learner
+from jcl.methods.asymmetric_replay import er_ace
 from jcl.methods.backbone_methods import (
     clr,
     clr_full,
@@ -63,7 +64,8 @@ from jcl.methods.weight_penalty import norm_penalty
 
 __all__ = [
     # the command line's methods
-    'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'ewc', 'gr',
+    'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'er_ace',
+    'ewc', 'gr',
     'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
     'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
     # their models

@@ -27,6 +27,7 @@ import numpy as np
 
 from jcl.core.errors import ConfigError
 from jcl.methods import (
+    asymmetric_replay,
     backbone_methods,
     brain_inspired_replay,
     context_gating,
@@ -51,7 +52,7 @@ _BUILT_IN = [e for module in (
     learning_without_forgetting, context_gating, deep_generative_replay,
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
-    backbone_methods) for e in module.ENTRIES]
+    asymmetric_replay, backbone_methods) for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False
 

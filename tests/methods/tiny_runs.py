@@ -2,8 +2,6 @@
 synthetic split, a small MLP, a few steps; trained jitted or not, per
 seed in a loop or all seeds under one ``vmap``."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,8 +50,8 @@ def make_learner(make_method, *, steps=5, batch=4, optimizer=None):
                                num_steps=steps, batch_size=batch, **kw)
 
 
-def run(learner, proto, hp, key, *, jit=True, tasks=2):
-    """Trains ``tasks`` tasks from ``key``: ``(state, R)``."""
+def task_runner(learner, proto, hp, *, tasks=2):
+    """``key -> (state, R)``: ``tasks`` tasks trained from ``key``."""
     train = data_lib.to_device(proto.train)
     test = data_lib.to_device(proto.test)
     active = jnp.asarray(proto.active)
@@ -67,27 +65,41 @@ def run(learner, proto, hp, key, *, jit=True, tasks=2):
             rows.append(acc)
         return state, jnp.stack(rows)
 
-    return (jax.jit(go) if jit else go)(key)
+    return go
 
 
 def check_seeds_and_jit(learner, proto, hp, seeds=3, rtol=1e-5, atol=1e-6):
     """All seeds under one ``vmap`` (jitted) equal a loop over seeds, and
-    the first seed unjitted equals it jitted; returns the per-seed R."""
+    one training step of the second task from the first seed's final
+    state (its buffer filled) unjitted equals it jitted; returns the
+    per-seed R."""
+    go = task_runner(learner, proto, hp)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    vstate, vR = jax.jit(jax.vmap(functools.partial(
-        run, learner, proto, hp, jit=False)))(keys)
+    vstate, vR = jax.jit(jax.vmap(go))(keys)
+    one = jax.jit(go)
     for i in range(seeds):
-        state, R = run(learner, proto, hp, keys[i])
+        state, R = one(keys[i])
         np.testing.assert_allclose(np.asarray(vR[i]), np.asarray(R),
                                    atol=1e-6)
-        for a, b in zip(jax.tree.leaves(state.params),
-                        jax.tree.leaves(vstate.params)):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b[i]),
-                                       rtol=rtol, atol=atol)
-        if i == 0:
-            eager, R0 = run(learner, proto, hp, keys[0], jit=False)
-            for a, b in zip(jax.tree.leaves(eager.params),
-                            jax.tree.leaves(state.params)):
-                np.testing.assert_allclose(np.asarray(a), np.asarray(b),
-                                           rtol=rtol, atol=atol)
+        assert_trees_close(state.params,
+                           jax.tree.map(lambda a, i=i: a[i], vstate.params),
+                           rtol, atol)
+    state = jax.tree.map(lambda a: a[0], vstate)
+    step, _, _ = train_lib.make_step(learner, hp, jnp.asarray(proto.active),
+                                     jnp.int32(1), state.params)
+    train = data_lib.to_device(proto.train)
+    raw = data_lib.gather(train, train.index[1, :learner.batch_size],
+                          train.origin[1, :learner.batch_size])
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    key = jax.random.PRNGKey(5)
+    jitted, _ = jax.jit(step)(carry, raw, key)
+    with jax.disable_jit():
+        eager, _ = step(carry, raw, key)
+    assert_trees_close(eager, jitted, rtol, atol)
     return np.asarray(vR)
+
+
+def assert_trees_close(a, b, rtol, atol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
+                                   atol=atol)
