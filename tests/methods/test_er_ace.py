@@ -123,7 +123,8 @@ def test_er_ace_entry_checks_and_scenarios(tmp_path, capsys):
 def test_er_ace_through_the_command_line(tmp_path, capsys):
     out = tmp_path / 'ace'
     code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
-                     'class', '--method', 'er-ace+si', '--iters', '20', '--set', 'er-ace.budget=40', '--out', str(out)])
+                     'class', '--method', 'er-ace+si', '--iters', '20',
+                     '--set', 'er-ace.budget=40', '--out', str(out)])
     assert code == 0, capsys.readouterr().err
     s = json.loads((out / 'summary.json').read_text())['er-ace+si']
     assert s['hp']['er-ace.minibatch'] == 128.0
