@@ -52,6 +52,7 @@ from jcl.methods.entry import (
 )
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
+from jcl.methods.function_distance import fdr
 from jcl.methods.generated_replay import generative_replay
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
@@ -65,7 +66,7 @@ from jcl.methods.weight_penalty import norm_penalty
 __all__ = [
     # the command line's methods
     'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'er_ace',
-    'ewc', 'gr',
+    'ewc', 'fdr', 'gr',
     'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
     'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
     # their models

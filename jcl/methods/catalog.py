@@ -35,6 +35,7 @@ from jcl.methods import (
     deep_generative_replay,
     elastic_weight_consolidation,
     experience_replay,
+    function_distance,
     gradient_episodic_memory,
     incremental_classifier,
     learning_without_forgetting,
@@ -52,7 +53,8 @@ _BUILT_IN = [e for module in (
     learning_without_forgetting, context_gating, deep_generative_replay,
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
-    asymmetric_replay, backbone_methods) for e in module.ENTRIES]
+    asymmetric_replay, function_distance, backbone_methods)
+    for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False
 
