@@ -56,6 +56,7 @@ from jcl.methods.function_distance import fdr
 from jcl.methods.generated_replay import generative_replay
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
+from jcl.methods.greedy_dumb_learner import gdumb
 from jcl.methods.incremental_classifier import icarl
 from jcl.methods.learning_without_forgetting import lwf, teacher_distillation
 from jcl.methods.objective import compose, joint, none, supervised
@@ -66,7 +67,7 @@ from jcl.methods.weight_penalty import norm_penalty
 __all__ = [
     # the command line's methods
     'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'er_ace',
-    'ewc', 'fdr', 'gr',
+    'ewc', 'fdr', 'gdumb', 'gr',
     'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
     'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
     # their models

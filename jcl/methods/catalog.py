@@ -37,6 +37,7 @@ from jcl.methods import (
     experience_replay,
     function_distance,
     gradient_episodic_memory,
+    greedy_dumb_learner,
     incremental_classifier,
     learning_without_forgetting,
     objective,
@@ -53,7 +54,8 @@ _BUILT_IN = [e for module in (
     learning_without_forgetting, context_gating, deep_generative_replay,
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
-    asymmetric_replay, function_distance, backbone_methods)
+    asymmetric_replay, function_distance, greedy_dumb_learner,
+    backbone_methods)
     for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False
@@ -172,10 +174,16 @@ def check_scenario(parts: list, scenario: str):
 
 def check_models(parts: list):
     """At most one part brings its own network, and one a generator; a
-    network that takes no generator does not meet one."""
+    network that takes no generator does not meet one; a part that
+    combines with nothing stands alone."""
     nets = [p for p in parts if entry(p).network is not None]
     gens = [p for p in parts if entry(p).generator is not None]
     name = '+'.join(parts)
+    alone = [p for p in parts if entry(p).alone]
+    if alone and len(parts) > 1:
+        raise ConfigError(f'{name}: {alone[0]} combines with no other method '
+                          '(its predictions come from a network of its own, '
+                          "which the other parts' losses do not train)")
     if len(nets) > 1:
         raise ConfigError(f'{name}: the network can be built one way only, '
                           f'not by {" and ".join(nets)}')

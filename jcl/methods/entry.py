@@ -124,6 +124,9 @@ class MethodEntry(NamedTuple):
         cross-entropy of :func:`jcl.methods.compose` is left out).
       one_bank: every loss sees the current task's examples alone, so only
         the current task's row of a model's per-task banks trains.
+      alone: combines with no other part (``+``): e.g. a method whose
+        predictions come from a network of its own that the other parts'
+        losses would not reach (GDumb).
       summary: one line for ``jcl methods`` and the docs.
     """
 
@@ -140,6 +143,7 @@ class MethodEntry(NamedTuple):
     reset_optimizer: bool = False
     own_objective: bool = False
     one_bank: bool = False
+    alone: bool = False
     summary: str = ''
 
     def default_values(self, protocol: str, scenario: str,
