@@ -12,12 +12,15 @@ between the softmax of the network's outputs and the softmax of the
 stored ones, each over the units active when the example was stored (all
 units on ``seq-mnist``).
 
-mammoth takes the function-distance step as a second optimiser step after
-the cross-entropy's, on the same optimiser; here both are one loss (one
-step): the same first-order update, differing by ``O(lr**2)``; the
-distance is smoothed where it vanishes (:func:`function_distance`), as it
-does at the first step after a store, where mammoth's second step sees the
-network the first step moved. mammoth's
+mammoth takes the function-distance step as a second SGD step after the
+cross-entropy's. With ``sgd_lr`` (the entry passes the learning rate
+where the protocol's optimiser is plain SGD, as on ``seq-mnist``) the
+method's gradient stage does the same in one step: it adds the distance's
+gradient at the parameters the other terms' step reaches, ``theta - lr
+g``, so that SGD's update is mammoth's two steps exactly. Without it the
+distance is one more loss term (the same first-order update, differing by
+``O(lr**2)``). The distance is smoothed where it vanishes
+(:func:`function_distance`). mammoth's
 ``--alpha`` is parsed but not used (the term has weight 1): ``alpha``
 defaults to 1.
 
@@ -33,6 +36,7 @@ Array(66, dtype=int32, weak_type=True)
 import jax
 import jax.numpy as jnp
 
+from jcl.core import tree
 from jcl.core.method import Method, make_method, member_key
 from jcl.core.model import Model
 from jcl.core.taskdata import gather
@@ -106,7 +110,7 @@ def function_distance(logits, stored, mask, eps=1e-8):
 
 def fdr(model: Model, *, prepare, input_shape, num_outputs: int,
         num_tasks: int, size: int, alpha=1.0, minibatch: int = 128,
-        dtype=jnp.uint8) -> Method:
+        sgd_lr=None, dtype=jnp.uint8) -> Method:
     """FDR.
 
     Args:
@@ -118,33 +122,51 @@ def fdr(model: Model, *, prepare, input_shape, num_outputs: int,
       alpha: weight of the function distance (may be traced; mammoth's
         effective weight is 1).
       minibatch: examples per buffer draw (static).
+      sgd_lr: the learning rate of a plain SGD optimiser: the distance's
+        gradient is then taken after the step of the other terms
+        (mammoth's second step; the term ``'function'`` is logged, not
+        differentiated); ``None``: a loss term like any other.
       dtype: the stored inputs' dtype.
 
     Returns:
       A method with state :class:`jcl.methods.buffers.Buffer` (logits
       kept) and one term, ``'function'`` (already weighted; 0 while the
-      buffer is empty).
+      buffer is empty), with a gradient stage when ``sgd_lr`` is given.
     """
     def init(snap, ctx):
         del snap, ctx  # unused
         return buffers.empty(size, tuple(input_shape), dtype, num_outputs)
 
-    def loss(buf, fwd, ctx):
+    def distance(buf, params, model_state, ctx):
         slots, w = buffers.draw(buf, member_key(ctx, 'fdr'),
                                 min(minibatch, size))
         raw = buffers.examples(buf, slots)
-        out, _ = model.apply(fwd.params, fwd.model_state, prepare(raw.x),
-                             raw.task, train=True)
+        out, _ = model.apply(params, model_state, prepare(raw.x), raw.task,
+                             train=True)
         dist = function_distance(out['logits'], buf.logits[slots],
                                  ctx.mask(raw.task, learned=raw.task))
-        return {'function': alpha * jnp.sum(w * dist)
-                / jnp.maximum(jnp.sum(w), 1.0)}
+        return alpha * jnp.sum(w * dist) / jnp.maximum(jnp.sum(w), 1.0)
+
+    def loss(buf, fwd, ctx):
+        value = distance(buf, fwd.params, fwd.model_state, ctx)
+        if sgd_lr is not None:
+            value = jax.lax.stop_gradient(value)
+        return {'function': value}
+
+    def lookahead(buf, step, ctx):
+        trainable, frozen = tree.split_like(step.params, step.grads)
+        moved = jax.tree.map(lambda p, g: p - sgd_lr * g, trainable,
+                             step.grads)
+        extra = jax.grad(lambda part: distance(
+            buf, tree.merge(part, frozen), step.model_state, ctx))(moved)
+        return jax.tree.map(jnp.add, step.grads, extra)
 
     def consolidate(buf, end, ctx):
         return store_with_logits(buf, model, end, ctx, num_tasks=num_tasks,
                                  key=member_key(ctx, 'fdr-store'))
 
-    return make_method(init=init, loss=loss, consolidate=consolidate)
+    return make_method(init=init, loss=loss, consolidate=consolidate,
+                       grads=None if sgd_lr is None else lookahead)
 
 
 def _build(ctx, hp, model):
@@ -153,7 +175,8 @@ def _build(ctx, hp, model):
                input_shape=layout['input_shape'], dtype=layout['dtype'],
                num_outputs=ctx.num_outputs, num_tasks=ctx.num_tasks,
                size=ctx.size('fdr.budget'),
-               minibatch=ctx.size('fdr.minibatch'), alpha=hp['fdr.alpha'])
+               minibatch=ctx.size('fdr.minibatch'), alpha=hp['fdr.alpha'],
+               sgd_lr=hp['lr'] if ctx.settings.optimizer == 'sgd' else None)
 
 
 # mammoth's best arguments for seq-mnist (utils/best_args.py, 'fdr'):

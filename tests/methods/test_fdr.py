@@ -21,7 +21,7 @@ import jcl
 from jcl import cli
 from jcl.core import taskdata as data_lib
 from jcl.core.errors import ConfigError
-from jcl.core.records import Forward, Snapshot, TaskCtx, TaskEnd
+from jcl.core.records import Forward, Snapshot, Step, TaskCtx, TaskEnd
 from jcl.methods import buffers, catalog
 from jcl.methods.function_distance import fdr
 from jcl.tasks import protocols
@@ -132,7 +132,8 @@ def test_fdr_seeds_under_vmap_equal_a_loop_and_jit_equals_eager():
     # vanishing difference, which Adam's normalisation would magnify
     learner = make_learner(lambda hp, model: jcl.compose(('fdr', fdr(
         model, num_outputs=C, num_tasks=2, size=6, minibatch=4,
-        alpha=hp['fdr.alpha'], **layout(proto)))), optimizer=sgd)
+        alpha=hp['fdr.alpha'], sgd_lr=hp['lr'], **layout(proto)))),
+        optimizer=sgd)
     R = check_seeds_and_jit(learner, proto, {'lr': 0.1, 'fdr.alpha': 1.0})
     assert R.shape == (3, 2, 2)
 
@@ -158,3 +159,40 @@ def test_fdr_through_the_command_line(tmp_path, capsys):
     # nothing stored during task 1; a distance on every later step but
     # the first after each store (the network is still the stored one)
     assert (fd[:, 0] == 0).all() and (fd[:, 1:, 1:] > 0).all()
+
+
+def test_fdr_sgd_step_is_mammoths_two_steps():
+    """With ``sgd_lr`` an SGD step on the gradient stage's output is a
+    step on the other terms' gradient followed by a step on the
+    distance's gradient at the parameters it reached."""
+    rng = np.random.RandomState(2)
+    params = {'w': jnp.asarray(rng.randn(3, C), jnp.float32),
+              'b': jnp.asarray(rng.randn(C), jnp.float32)}
+    buf = buffers.empty(4, (3,), jnp.uint8, C)._replace(
+        x=jnp.asarray(rng.randint(0, 10, (4, 3)), jnp.uint8),
+        y=jnp.asarray([0, 1, 2, 3]), task=jnp.asarray([0, 0, 1, 1]),
+        logits=jnp.asarray(rng.randn(4, C), jnp.float32),
+        valid=jnp.ones(4, bool))
+    active = protocols.active_table('class', [[0, 1], [2, 3]],
+                                    class_outputs='all')
+    ctx = TaskCtx(jnp.int32(1), jax.random.PRNGKey(3), jnp.asarray(active))
+    kw = dict(prepare=lambda x: x.astype(jnp.float32) / 10,
+              input_shape=(3,), num_outputs=C, num_tasks=2, size=4,
+              minibatch=4, alpha=0.8)
+    lr = 0.3
+    m = fdr(linear(), sgd_lr=lr, **kw)
+    plain = fdr(linear(), **kw)
+    g = {'w': jnp.asarray(rng.randn(3, C), jnp.float32),
+         'b': jnp.asarray(rng.randn(C), jnp.float32)}   # the CE's gradient
+    got = m.grads(buf, Step(params, params, g, {}, None, None, {}, {}), ctx)
+    one = jax.tree.map(lambda p, d: p - lr * d, params, got)
+    moved = jax.tree.map(lambda p, d: p - lr * d, params, g)
+    fd = jax.grad(lambda p: plain.loss(
+        buf, Forward(p, {}, None, {}, {}), ctx)[0]['function'])(moved)
+    two = jax.tree.map(lambda p, d: p - lr * d, moved, fd)
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # the term is logged, not differentiated, in the loss
+    grad = jax.grad(lambda p: m.loss(buf, Forward(p, {}, None, {}, {}),
+                                     ctx)[0]['function'])(params)
+    assert all(float(jnp.abs(a).max()) == 0 for a in jax.tree.leaves(grad))
