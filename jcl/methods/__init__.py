@@ -19,6 +19,7 @@ command-line citizen.
 """
 
 from jcl.methods.assemble import build_learner
+from jcl.methods.asymmetric_replay import er_ace
 from jcl.methods.backbone_methods import (
     clr,
     clr_full,
@@ -33,7 +34,7 @@ from jcl.methods.backbone_methods import (
 from jcl.methods.brain_inspired_replay import bir, bir_model, rtf, rtf_model
 from jcl.methods.catalog import entries, entry, load_plugin, parse, register
 from jcl.methods.context_gating import xdg, xdg_model
-from jcl.methods.dark_experience_replay import derpp
+from jcl.methods.dark_experience_replay import der, derpp
 from jcl.methods.deep_generative_replay import gr, gr_distill, gr_model
 from jcl.methods.elastic_weight_consolidation import ewc, online_ewc
 from jcl.methods.entry import (
@@ -52,10 +53,12 @@ from jcl.methods.entry import (
 from jcl.methods.episodic_memory import gem
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
+from jcl.methods.function_distance import fdr
 from jcl.methods.generated_replay import generative_replay
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
 from jcl.methods.gradient_sample_selection import gss
+from jcl.methods.greedy_dumb_learner import gdumb
 from jcl.methods.hindsight_anchor_learning import hal
 from jcl.methods.incremental_classifier import icarl
 from jcl.methods.learning_without_forgetting import lwf, teacher_distillation
@@ -66,10 +69,10 @@ from jcl.methods.weight_penalty import norm_penalty
 
 __all__ = [
     # the command line's methods
-    'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'gem',
-    'gr', 'gr_distill', 'gss', 'hal', 'icarl', 'joint', 'lwf', 'none',
-    'online_ewc', 'psp', 'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup',
-    'xdg',
+    'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'er_ace',
+    'ewc', 'fdr', 'gdumb', 'gem', 'gr', 'gr_distill', 'gss', 'hal', 'icarl',
+    'joint', 'lwf', 'none', 'online_ewc', 'psp', 'rtf', 'separate', 'sgd',
+    'sgd_ll', 'si', 'supsup', 'xdg',
     # their models
     'bir_model', 'clr_model', 'gr_model', 'resnet_for', 'rtf_model',
     'separate_model', 'xdg_model',

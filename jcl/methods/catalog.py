@@ -27,6 +27,7 @@ import numpy as np
 
 from jcl.core.errors import ConfigError
 from jcl.methods import (
+    asymmetric_replay,
     backbone_methods,
     brain_inspired_replay,
     context_gating,
@@ -35,8 +36,10 @@ from jcl.methods import (
     elastic_weight_consolidation,
     episodic_memory,
     experience_replay,
+    function_distance,
     gradient_episodic_memory,
     gradient_sample_selection,
+    greedy_dumb_learner,
     hindsight_anchor_learning,
     incremental_classifier,
     learning_without_forgetting,
@@ -55,6 +58,7 @@ _BUILT_IN = [e for module in (
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
     episodic_memory, gradient_sample_selection, hindsight_anchor_learning,
+    asymmetric_replay, function_distance, greedy_dumb_learner,
     backbone_methods)
     for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
@@ -175,10 +179,16 @@ def check_scenario(parts: list, scenario: str):
 def check_models(parts: list):
     """At most one part brings its own network, one a generator, one its
     own current-data objective, and one each ``exclusive`` role; a network
-    that takes no generator does not meet one."""
+    that takes no generator does not meet one; a part that combines with
+    nothing stands alone."""
     nets = [p for p in parts if entry(p).network is not None]
     gens = [p for p in parts if entry(p).generator is not None]
     name = '+'.join(parts)
+    alone = [p for p in parts if entry(p).alone]
+    if alone and len(parts) > 1:
+        raise ConfigError(f'{name}: {alone[0]} combines with no other method '
+                          '(its predictions come from a network of its own, '
+                          "which the other parts' losses do not train)")
     if len(nets) > 1:
         raise ConfigError(f'{name}: the network can be built one way only, '
                           f'not by {" and ".join(nets)}')

@@ -128,6 +128,9 @@ class MethodEntry(NamedTuple):
         ``''``: two parts that change the gradient in the same way
         (``'gradient projection'``: A-GEM's and GEM's, the later of which
         would undo the earlier's constraint) are refused together.
+      alone: combines with no other part (``+``): e.g. a method whose
+        predictions come from a network of its own that the other parts'
+        losses would not reach (GDumb).
       summary: one line for ``jcl methods`` and the docs.
     """
 
@@ -145,6 +148,7 @@ class MethodEntry(NamedTuple):
     own_objective: bool = False
     one_bank: bool = False
     exclusive: str = ''
+    alone: bool = False
     summary: str = ''
 
     def default_values(self, protocol: str, scenario: str,

@@ -1,0 +1,105 @@
+"""A tiny continual run shared by the method tests: two tasks of a
+synthetic split, a small MLP, a few steps; trained jitted or not, per
+seed in a loop or all seeds under one ``vmap``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jcl.core import taskdata as data_lib
+from jcl.models import mlp_classifier
+from jcl.tasks import protocols
+from jcl.training import learner as learner_lib
+from jcl.training import task as train_lib
+
+D = 12          # input pixels
+C = 4           # outputs: two tasks of two classes
+
+
+def tiny_protocol(scenario='class', n=48, seed=0):
+    """Two tasks of two classes; class ``c`` lights pixels ``3c..3c+2``."""
+    rng = np.random.RandomState(seed)
+
+    def make(m):
+        y = np.arange(m) % C
+        x = rng.randint(0, 60, (m, D)).astype(np.uint8)
+        for c in range(C):
+            x[y == c, 3 * c:3 * c + 3] = 240
+        return x, y.astype(np.uint8)
+
+    tx, ty = make(n)
+    vx, vy = make(n // 2)
+    return protocols.class_split('tiny', dict(train_x=tx, train_y=ty,
+                                              test_x=vx, test_y=vy),
+                                 scenario)
+
+
+def tiny_model():
+    return mlp_classifier((8,), num_outputs=C, input_dim=D)
+
+
+def layout(proto):
+    """The keyword arguments of a buffer method on ``proto``."""
+    return dict(prepare=proto.prepare, input_shape=(D,),
+                dtype=jnp.uint8)
+
+
+def make_learner(make_method, *, steps=5, batch=4, optimizer=None):
+    kw = {} if optimizer is None else {'make_optimizer': optimizer}
+    return learner_lib.Learner(lambda hp: tiny_model(), make_method,
+                               num_steps=steps, batch_size=batch, **kw)
+
+
+def task_runner(learner, proto, hp, *, tasks=2):
+    """``key -> (state, R)``: ``tasks`` tasks trained from ``key``."""
+    train = data_lib.to_device(proto.train)
+    test = data_lib.to_device(proto.test)
+    active = jnp.asarray(proto.active)
+
+    def go(key):
+        state = learner_lib.init_state(learner, hp, key)
+        rows = []
+        for t in range(tasks):
+            state, _, acc = train_lib.train_task(learner, state, hp, train,
+                                                 test, active, jnp.int32(t))
+            rows.append(acc)
+        return state, jnp.stack(rows)
+
+    return go
+
+
+def check_seeds_and_jit(learner, proto, hp, seeds=3, rtol=1e-5, atol=1e-6):
+    """All seeds under one ``vmap`` (jitted) equal a loop over seeds, and
+    one training step of the second task from the first seed's final
+    state (its buffer filled) unjitted equals it jitted; returns the
+    per-seed R."""
+    go = task_runner(learner, proto, hp)
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    vstate, vR = jax.jit(jax.vmap(go))(keys)
+    one = jax.jit(go)
+    for i in range(seeds):
+        state, R = one(keys[i])
+        np.testing.assert_allclose(np.asarray(vR[i]), np.asarray(R),
+                                   atol=1e-6)
+        assert_trees_close(state.params,
+                           jax.tree.map(lambda a, i=i: a[i], vstate.params),
+                           rtol, atol)
+    state = jax.tree.map(lambda a: a[0], vstate)
+    step, _, _ = train_lib.make_step(learner, hp, jnp.asarray(proto.active),
+                                     jnp.int32(1), state.params)
+    train = data_lib.to_device(proto.train)
+    raw = data_lib.gather(train, train.index[1, :learner.batch_size],
+                          train.origin[1, :learner.batch_size])
+    carry = (state.params, state.model_state, state.opt_state, state.mstate)
+    key = jax.random.PRNGKey(5)
+    jitted, _ = jax.jit(step)(carry, raw, key)
+    with jax.disable_jit():
+        eager, _ = step(carry, raw, key)
+    assert_trees_close(eager, jitted, rtol, atol)
+    return np.asarray(vR)
+
+
+def assert_trees_close(a, b, rtol, atol):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
+                                   atol=atol)
