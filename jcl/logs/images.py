@@ -1,14 +1,24 @@
 """What a generative model replays, as one image: a row per class.
 
+:func:`grid_sampler` compiles, once per learner, the decoding of
+``per_class`` samples of every class (each from its prior mode where the
+model has a mixture prior, through its gate where the decoder is gated);
+:func:`tile` lays a chosen set of classes out as one grey image.
+
 >>> import numpy as np
 >>> tile(np.ones((2, 3, 16)), side=4).shape   # 2 classes x 3 samples
 (8, 12)
 """
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jcl.analysis.quality import class_samples, gate_masks_of
+from jcl.analysis.quality import gate_masks_of
+
+VIEWS = {'draw', 'decode', 'to_input', 'prior'}
 
 
 def tile(samples: np.ndarray, side: int) -> np.ndarray:
@@ -20,24 +30,40 @@ def tile(samples: np.ndarray, side: int) -> np.ndarray:
     return (np.clip(grid, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
-def sample_grid(model, params, model_state, key, classes, per_class: int,
-                num_outputs: int):
-    """Decoded samples of ``classes`` (``per_class`` each) of a model with
-    a generator, tiled; ``None`` for a model without one or whose inputs
-    are not square grey images. A gated decoder decodes each class with
-    its gate (a class's, or its task's where the gates are per task)."""
-    if not {'draw', 'decode', 'to_input', 'prior'} <= set(model.views):
+@functools.lru_cache(maxsize=None)
+def grid_sampler(make_model, num_outputs: int, per_class: int, example_hp):
+    """A jitted ``(hp, params, model_state, key) -> [num_outputs,
+    per_class, D]`` of decoded samples of every class, or ``None`` for a
+    model without a generator (``example_hp``: a row's hyperparameters as
+    a hashable tuple of items, to build the model once). A decoder gated
+    per task decodes class ``c`` with its task's gate."""
+    if not VIEWS <= set(make_model(dict(example_hp)).views):
         return None
-    gates = gate_masks_of(model_state)
-    groups = None if gates is None else gates[0].shape[0]
 
-    def group_of(c):
-        if groups is None or groups == num_outputs:
-            return c
-        return c // max(1, num_outputs // groups)
+    def draw(hp, params, model_state, key):
+        model = make_model(hp)
+        classes = jnp.repeat(jnp.arange(num_outputs), per_class)
+        prior = model.views['prior'](params)
+        z = model.views['draw'](params, key, classes.shape[0],
+                                classes if prior is not None else None)
+        gates, w = gate_masks_of(model_state), None
+        if gates is not None:
+            groups = gates[0].shape[0]
+            group = (classes if groups == num_outputs else
+                     classes // max(1, num_outputs // groups))
+            w = jax.nn.one_hot(group, groups)
+        x = model.views['to_input'](model.views['decode'](
+            params, model_state, z, w))
+        return x.reshape((num_outputs, per_class) + x.shape[1:])
 
-    got = np.asarray(jax.device_get(class_samples(
-        model, params, model_state, key, classes, per_class, group_of)))
+    return jax.jit(draw)
+
+
+def sample_grid(sampler, hp, params, model_state, key, classes):
+    """The tiled samples of ``classes`` (a ``[C * side, n * side]`` uint8
+    image), or ``None`` where the inputs are not square grey images."""
+    got = np.asarray(sampler(hp, params, model_state, key))[
+        np.asarray(classes)]
     side = int(round(got.shape[-1] ** 0.5)) if got.ndim == 3 else 0
     if not side or side * side != got.shape[-1]:
         return None

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcl.core import taskdata as data_lib
-from jcl.logs.images import sample_grid
+from jcl.logs.images import grid_sampler, sample_grid
 from jcl.sweep import distributed
 from jcl.sweep.chunks import Saver, train_in_chunks
 from jcl.sweep.rows import compile_programs, padded_rows, place
@@ -254,21 +254,25 @@ def _hook(progress, log):
 
 def _samples(learner, state, hp, protocol, t, log) -> dict:
     """``{row name: pixels}``: the decoded samples of the classes seen so
-    far, for the log's image rows of a generative model."""
+    far, for the log's image rows of a generative model (one compiled
+    sampler per learner)."""
     if not log.wants_images:
         return {}
     state, hp = distributed.gather((state, hp))
+    first = tuple(sorted((k, float(np.asarray(v)[0])) for k, v in hp.items()))
+    sampler = grid_sampler(learner.make_model, protocol.num_outputs,
+                           log.log.samples, first)
+    if sampler is None:
+        return {}
     classes = np.flatnonzero(np.asarray(protocol.active)[t, :t + 1].any(0))
     out = {}
     for i in log.image_rows:
-        row_hp = {k: np.asarray(v)[i] for k, v in hp.items()}
         one = jax.tree.map(lambda a: a[i], state)
-        pixels = sample_grid(learner.make_model(row_hp), one.params,
-                             one.model_state, jax.random.PRNGKey(t),
-                             classes, log.log.samples, protocol.num_outputs)
-        if pixels is None:
-            return {}
-        out[log.rows[i]] = pixels
+        pixels = sample_grid(sampler, {k: np.asarray(v)[i] for k, v in
+                                       hp.items()}, one.params,
+                             one.model_state, jax.random.PRNGKey(t), classes)
+        if pixels is not None:
+            out[log.rows[i]] = pixels
     return out
 
 
