@@ -21,6 +21,7 @@ from jcl.sweep import loop
 
 spent = {'chunk': 0.0, 'end_task': 0.0, 'start_task': 0.0, 'samples': 0.0}
 calls = dict.fromkeys(spent, 0)
+each = {k: [] for k in spent}
 
 
 def timed(name, inner):
@@ -30,7 +31,8 @@ def timed(name, inner):
         try:
             return inner(self, *args, **kw)
         finally:
-            spent[name] += time.perf_counter() - t0
+            each[name].append(time.perf_counter() - t0)
+            spent[name] += each[name][-1]
             calls[name] += 1
     return wrapper
 
@@ -46,9 +48,12 @@ def main():
     code = cli.main(argv)
     wall = time.perf_counter() - t0
     total = sum(spent.values())
-    print('| log call | calls | seconds |\n|---|---|---|')
+    print('| log call | calls | seconds | the first call | the slowest '
+          'other |\n|---|---|---|---|---|')
     for name in spent:
-        print(f'| {name} | {calls[name]} | {spent[name]:.3f} |')
+        got = each[name] or [0.0]
+        print(f'| {name} | {calls[name]} | {spent[name]:.3f} | '
+              f'{got[0]:.3f} | {max(got[1:], default=0.0):.3f} |')
     print(f'\nthe log: {total:.3f} s of a {wall:.1f} s run '
           f'({100 * total / wall:.2f}%)')
     return code
