@@ -7,9 +7,7 @@ current-data objective), plus one anchor per class learned so far. The
 anchor term keeps the model's outputs on the anchors where a plain step
 would take them: with ``g`` the step's gradient and ``theta' = theta - lr
 g`` (the look-ahead; plain SGD), the gradient stage adds the gradient of
-
-    lambda * mean((f(theta', anchors) - f(theta, anchors))^2)
-
+``lambda * mean((f(theta', anchors) - f(theta, anchors))^2)``
 (``f(theta', .)`` held fixed; mammoth steps, restores ``theta`` and steps
 again with the gradients accumulated, which is this one step). ``phi``, a
 running mean of the current batches' features at the updated parameters
@@ -18,10 +16,8 @@ end, after the anchors of the task's classes are learned: the model is
 fine-tuned by ``finetune_steps`` SGD steps on a buffer draw of ``batch``
 examples (``theta_m``), and each anchor, from uniform noise in the
 model's input space, takes ``anchor_steps`` SGD steps on
-
-    CE(f(theta_t, e), c) - CE(f(theta_m, e), c) + gamma |h(theta_t, e) - phi|^2
-
-(``h``: the features; forgetting on ``theta_m`` maximised, the class
+``CE(f(theta_t, e), c) - CE(f(theta_m, e), c) + gamma * ||h(theta_t, e) -
+phi||^2`` (``h``: the features; forgetting on ``theta_m`` maximised, the class
 kept on ``theta_t``, the features near the task's mean). Every SGD
 step uses the run's ``lr``.
 
