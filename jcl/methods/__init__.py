@@ -5,7 +5,7 @@ underscores) that returns a :class:`jcl.Method`; numeric keyword
 arguments may be tracers, so a grid over them is one vmapped program.
 Where a method needs a model of its own, its model factory stands beside
 it (``bir_model``, ``rtf_model``, ``gr_model``, ``xdg_model``,
-``separate_model``, ``clr_model``, ``resnet_for``).
+``separate_model``, ``clr_model``, ``resnet_for``, ``class_vaes``).
 
 The factories return the method's own members; :func:`compose` puts the
 current-batch cross-entropy in front (weighted ``1/t`` when a member
@@ -51,6 +51,8 @@ from jcl.methods.entry import (
 )
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
+from jcl.methods.functional_regularisation import fromp
+from jcl.methods.generative_classifier import gen_classifier
 from jcl.methods.generated_replay import generative_replay
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
@@ -58,17 +60,19 @@ from jcl.methods.incremental_classifier import icarl
 from jcl.methods.learning_without_forgetting import lwf, teacher_distillation
 from jcl.methods.objective import compose, joint, none, supervised
 from jcl.methods.separate_networks import separate, separate_model
+from jcl.models.class_vaes import class_vaes
 from jcl.methods.synaptic_intelligence import si
 from jcl.methods.weight_penalty import norm_penalty
 
 __all__ = [
     # the command line's methods
-    'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'gr',
-    'gr_distill', 'icarl', 'joint', 'lwf', 'none', 'online_ewc', 'psp',
+    'agem', 'bir', 'clr', 'clr_full', 'derpp', 'eft', 'er', 'ewc', 'fromp',
+    'gen_classifier', 'gr', 'gr_distill', 'icarl', 'joint', 'lwf', 'none',
+    'online_ewc', 'psp',
     'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup', 'xdg',
     # their models
-    'bir_model', 'clr_model', 'gr_model', 'resnet_for', 'rtf_model',
-    'separate_model', 'xdg_model',
+    'bir_model', 'class_vaes', 'clr_model', 'gr_model', 'resnet_for',
+    'rtf_model', 'separate_model', 'xdg_model',
     # building blocks
     'compose', 'fisher_diagonal', 'generative_replay', 'generator_loss',
     'norm_penalty', 'supervised', 'teacher_distillation',

@@ -34,6 +34,8 @@ from jcl.methods import (
     deep_generative_replay,
     elastic_weight_consolidation,
     experience_replay,
+    functional_regularisation,
+    generative_classifier,
     gradient_episodic_memory,
     incremental_classifier,
     learning_without_forgetting,
@@ -51,7 +53,8 @@ _BUILT_IN = [e for module in (
     learning_without_forgetting, context_gating, deep_generative_replay,
     separate_networks, brain_inspired_replay, experience_replay,
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
-    backbone_methods) for e in module.ENTRIES]
+    backbone_methods, generative_classifier, functional_regularisation)
+    for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False
 
@@ -168,8 +171,14 @@ def check_scenario(parts: list, scenario: str):
 
 
 def check_models(parts: list):
-    """At most one part brings its own network, and one a generator; a
-    network that takes no generator does not meet one."""
+    """A method that stands alone has no other part; at most one part
+    brings its own network, and one a generator; a network that takes no
+    generator does not meet one."""
+    lone = [p for p in parts if entry(p).alone]
+    if lone and len(parts) > 1:
+        raise ConfigError(f'{"+".join(parts)}: {lone[0]} is a method of its '
+                          'own and composes with no other part (run it '
+                          'alone, or beside others in a comma list)')
     nets = [p for p in parts if entry(p).network is not None]
     gens = [p for p in parts if entry(p).generator is not None]
     name = '+'.join(parts)
@@ -205,6 +214,17 @@ def check_hparams(parts: list, hp: dict):
             for v in np.atleast_1d(values):
                 if not np.isfinite(v) or not ok(v):
                     raise ConfigError(f'{name}={v:g}: {need}')
+
+
+def schedule(parts: list, spec) -> dict:
+    """The composition's own defaults of ``'iters'`` and ``'batch'`` on a
+    protocol (:attr:`MethodEntry.schedule`), ``{}`` where it has none."""
+    out = {}
+    for p in parts:
+        got = entry(p).schedule
+        if got is not None:
+            out.update(got(spec))
+    return out
 
 
 def is_joint(parts: list) -> bool:

@@ -124,6 +124,15 @@ class MethodEntry(NamedTuple):
         cross-entropy of :func:`jcl.methods.compose` is left out).
       one_bank: every loss sees the current task's examples alone, so only
         the current task's row of a model's per-task banks trains.
+      alone: a method of its own that composes with no other part (a
+        generative classifier: ``+`` is refused with a clear error).
+      schedule: ``spec -> {'iters': int, 'batch': int, 'lr': float}``
+        (each key optional): the method's own defaults of the iterations
+        per task, the minibatch size and the learning rate on a protocol
+        (its :class:`jcl.tasks.catalog.ProtocolSpec`), where its paper
+        trains it otherwise than the protocol's classifier; ``--iters``,
+        ``--batch`` and ``--lr`` still override them. ``None``: the
+        protocol's.
       summary: one line for ``jcl methods`` and the docs.
     """
 
@@ -140,6 +149,8 @@ class MethodEntry(NamedTuple):
     reset_optimizer: bool = False
     own_objective: bool = False
     one_bank: bool = False
+    alone: bool = False
+    schedule: Callable | None = None
     summary: str = ''
 
     def default_values(self, protocol: str, scenario: str,
