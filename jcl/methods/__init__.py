@@ -52,17 +52,17 @@ from jcl.methods.entry import (
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
 from jcl.methods.functional_regularisation import fromp
-from jcl.methods.generative_classifier import gen_classifier
 from jcl.methods.generated_replay import generative_replay
+from jcl.methods.generative_classifier import gen_classifier
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
 from jcl.methods.incremental_classifier import icarl
 from jcl.methods.learning_without_forgetting import lwf, teacher_distillation
 from jcl.methods.objective import compose, joint, none, supervised
 from jcl.methods.separate_networks import separate, separate_model
-from jcl.models.class_vaes import class_vaes
 from jcl.methods.synaptic_intelligence import si
 from jcl.methods.weight_penalty import norm_penalty
+from jcl.models.class_vaes import class_vaes
 
 __all__ = [
     # the command line's methods
