@@ -79,14 +79,40 @@ def _check_counts(args, iters, batch):
         raise ConfigError('--seed-chunk must be >= 1')
 
 
-def _hparams(methods, scenarios, protocol, lr, batch, sets, grid):
+def _schedules(methods, spec, args, epochs) -> dict:
+    """``{method: {'iters': n, 'batch': b, 'lr': r}}`` of the methods whose
+    own defaults (:attr:`jcl.methods.MethodEntry.schedule`) apply: where
+    ``--iters`` / ``--batch`` / ``--lr`` are not given (iterations: not
+    with epochs)."""
+    out = {}
+    for m in methods:
+        own = methods_catalog.schedule(methods_catalog.parse(m), spec)
+        got = {}
+        if 'iters' in own and args.iters is None and epochs is None:
+            got['iters'] = int(own['iters'])
+        if 'batch' in own and args.batch is None:
+            got['batch'] = int(own['batch'])
+        for k, v in got.items():
+            if v < 1:
+                raise ConfigError(f'{m}: its own {k} must be >= 1, got {v}')
+        if 'lr' in own and args.lr is None:
+            got['lr'] = float(own['lr'])
+        if got:
+            out[m] = got
+    return out
+
+
+def _hparams(methods, scenarios, protocol, lr, batch, sets, grid,
+             schedules=None):
     hps = {}
     for m in methods:
         parts = methods_catalog.parse(m)
+        own = (schedules or {}).get(m, {})
         for s in scenarios:
             methods_catalog.check_scenario(parts, s)
             hp = methods_catalog.default_hparams(
-                parts, lr=lr, protocol=protocol, scenario=s, batch=batch)
+                parts, lr=own.get('lr', lr), protocol=protocol, scenario=s,
+                batch=own.get('batch', batch))
             hp.update({k: v for k, v in sets.items() if k in hp})
             methods_catalog.check_hparams(parts, hp)
             for k, values in grid.items():
@@ -137,7 +163,9 @@ def resolve(args) -> dict:
     if validation and not 0.0 < validation < 1.0:
         raise ConfigError(f'--validation must be in (0, 1), got '
                           f'{validation}')
-    hps = _hparams(methods, scenarios, args.protocol, lr, batch, sets, grid)
+    schedules = _schedules(methods, spec, args, epochs)
+    hps = _hparams(methods, scenarios, args.protocol, lr, batch, sets, grid,
+                   schedules)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     if args.features and spec.kind != 'split':
         raise ConfigError('--features: the front end applies to split '
@@ -154,6 +182,8 @@ def resolve(args) -> dict:
         'seed_chunk': args.seed_chunk or args.seeds, 'grid': grid,
         'validation': validation, 'first_seed': args.first_seed,
     }
+    if schedules:   # (absent: the hash of older runs)
+        cfg['schedules'] = schedules
     every = getattr(args, 'checkpoint_every', None)
     if every is not None:
         if every < 0:

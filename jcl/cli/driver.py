@@ -94,6 +94,7 @@ class _Setup:
 
     def __init__(self, cfg, scenario, method, arrays):
         self.parts = methods.parse(method)
+        self.method = method
         self.spec = catalog.protocol_spec(cfg['protocol'])
         self.hp = cfg['hparams'][f'{scenario}/{method}']
         self.grid = {k: v for k, v in cfg.get('grid', {}).items()
@@ -110,10 +111,12 @@ class _Setup:
 
     def make_learner(self, static):
         cfg = self.cfg
+        own = cfg.get('schedules', {}).get(self.method, {})
         return build_learner(
             self.first, self.spec, self.parts, hidden=tuple(cfg['hidden']),
             gen_hidden=tuple(cfg.get('gen_hidden') or ()) or None,
-            iters=cfg['iters'], batch=cfg['batch'], epochs=cfg.get('epochs'),
+            iters=own.get('iters', cfg['iters']),
+            batch=own.get('batch', cfg['batch']), epochs=cfg.get('epochs'),
             reinit=cfg.get('reinit', False), static_max=static)
 
     def check(self, weights):
@@ -261,7 +264,12 @@ def meta(cfg, scenario):
             'note': (f"{cfg['epochs']} epoch(s)/task" if cfg.get('epochs')
                      else f"{cfg['iters']} iterations/task") +
                     f", batch {cfg['batch']}, "
-                    f"class order {cfg['class_order']}"}
+                    f"class order {cfg['class_order']}" +
+                    ''.join(f"; {m}: " + ', '.join(
+                        f'{k} {v:g}' for k, v in own.items()
+                        if k != 'lr')
+                        for m, own in cfg.get('schedules', {}).items()
+                        if set(own) - {'lr'})}
 
 
 def print_summary(summary, scenario, log):

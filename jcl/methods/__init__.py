@@ -5,7 +5,7 @@ underscores) that returns a :class:`jcl.Method`; numeric keyword
 arguments may be tracers, so a grid over them is one vmapped program.
 Where a method needs a model of its own, its model factory stands beside
 it (``bir_model``, ``rtf_model``, ``gr_model``, ``xdg_model``,
-``separate_model``, ``clr_model``, ``resnet_for``).
+``separate_model``, ``clr_model``, ``resnet_for``, ``class_vaes``).
 
 The factories return the method's own members; :func:`compose` puts the
 current-batch cross-entropy in front (weighted ``1/t`` when a member
@@ -54,7 +54,9 @@ from jcl.methods.episodic_memory import gem
 from jcl.methods.experience_replay import er
 from jcl.methods.fisher import fisher_diagonal
 from jcl.methods.function_distance import fdr
+from jcl.methods.functional_regularisation import fromp
 from jcl.methods.generated_replay import generative_replay
+from jcl.methods.generative_classifier import gen_classifier
 from jcl.methods.generator_objective import generator_loss
 from jcl.methods.gradient_episodic_memory import agem
 from jcl.methods.gradient_sample_selection import gss
@@ -66,16 +68,18 @@ from jcl.methods.objective import compose, joint, none, supervised
 from jcl.methods.separate_networks import separate, separate_model
 from jcl.methods.synaptic_intelligence import si
 from jcl.methods.weight_penalty import norm_penalty
+from jcl.models.class_vaes import class_vaes
 
 __all__ = [
     # the command line's methods
     'agem', 'bir', 'clr', 'clr_full', 'der', 'derpp', 'eft', 'er', 'er_ace',
-    'ewc', 'fdr', 'gdumb', 'gem', 'gr', 'gr_distill', 'gss', 'hal', 'icarl',
-    'joint', 'lwf', 'none', 'online_ewc', 'psp', 'rtf', 'separate', 'sgd',
-    'sgd_ll', 'si', 'supsup', 'xdg',
+    'ewc', 'fdr', 'fromp', 'gdumb', 'gem', 'gen_classifier', 'gr',
+    'gr_distill', 'gss', 'hal', 'icarl', 'joint', 'lwf', 'none',
+    'online_ewc', 'psp', 'rtf', 'separate', 'sgd', 'sgd_ll', 'si', 'supsup',
+    'xdg',
     # their models
-    'bir_model', 'clr_model', 'gr_model', 'resnet_for', 'rtf_model',
-    'separate_model', 'xdg_model',
+    'bir_model', 'class_vaes', 'clr_model', 'gr_model', 'resnet_for',
+    'rtf_model', 'separate_model', 'xdg_model',
     # building blocks
     'compose', 'fisher_diagonal', 'generative_replay', 'generator_loss',
     'norm_penalty', 'supervised', 'teacher_distillation',

@@ -96,19 +96,26 @@ def reservoir_add(buf: Buffer, batch: Batch, logits, key) -> Buffer:
 
 
 def store_task(buf: Buffer, data: TaskData, task, key, *,
-               classes_per_task: int, per_class: int) -> Buffer:
-    """Stores a random ``per_class`` examples of each class of ``task``.
+               classes_per_task: int, per_class: int,
+               priority=None) -> Buffer:
+    """Stores ``per_class`` examples of each class of ``task``: a random
+    choice, or those of highest ``priority``.
 
     Class ``r`` of task ``t`` (its examples' targets ``y`` with
     ``y mod classes_per_task == r``, true in every scenario of a split or
     permuted protocol) fills slots ``(t * classes_per_task + r) *
     per_class`` onwards; a class with fewer examples leaves its other
-    slots empty. Selection is uniform without replacement.
+    slots empty. Without ``priority`` selection is uniform without
+    replacement.
 
     Args:
       buf: a buffer of ``num_tasks * classes_per_task * per_class`` slots.
       data: the task's training data (device resident). task: its index
-        (may be traced). key: PRNG key.
+        (may be traced). key: PRNG key (unused with ``priority``).
+      priority: ``None``, or float ``[width]``, a score of each entry of
+        the task's index row (``data.index[task]``): each class keeps its
+        ``per_class`` highest (FROMP's memorable points), in decreasing
+        order.
     """
     width = data.index.shape[1]
     entries = jnp.arange(width)
@@ -116,13 +123,14 @@ def store_task(buf: Buffer, data: TaskData, task, key, *,
                                                                 entries])
     ok = entries < data.count[task]
     rank = batch.y % classes_per_task
-    scores = jax.random.uniform(key, (width,))
     take = min(per_class, width)
+    if priority is None:
+        priority = -jax.random.uniform(key, (width,))   # any order
 
     def one_class(r):
-        s = jnp.where(ok & (rank == r), scores, 2.0)
-        neg, j = jax.lax.top_k(-s, take)
-        return j, -neg < 2.0
+        mine = ok & (rank == r)
+        _, j = jax.lax.top_k(jnp.where(mine, priority, -jnp.inf), take)
+        return j, mine[j]
 
     picks, found = jax.vmap(one_class)(jnp.arange(classes_per_task))
     picks, found = picks.reshape(-1), found.reshape(-1)

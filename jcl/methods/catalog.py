@@ -37,6 +37,8 @@ from jcl.methods import (
     episodic_memory,
     experience_replay,
     function_distance,
+    functional_regularisation,
+    generative_classifier,
     gradient_episodic_memory,
     gradient_sample_selection,
     greedy_dumb_learner,
@@ -59,7 +61,7 @@ _BUILT_IN = [e for module in (
     gradient_episodic_memory, incremental_classifier, dark_experience_replay,
     episodic_memory, gradient_sample_selection, hindsight_anchor_learning,
     asymmetric_replay, function_distance, greedy_dumb_learner,
-    backbone_methods)
+    backbone_methods, generative_classifier, functional_regularisation)
     for e in module.ENTRIES]
 _ENTRIES = {e.name: e for e in _BUILT_IN}
 _installed_loaded = False
@@ -186,9 +188,10 @@ def check_models(parts: list):
     name = '+'.join(parts)
     alone = [p for p in parts if entry(p).alone]
     if alone and len(parts) > 1:
-        raise ConfigError(f'{name}: {alone[0]} combines with no other method '
+        raise ConfigError(f'{name}: {alone[0]} composes with no other part '
                           '(its predictions come from a network of its own, '
-                          "which the other parts' losses do not train)")
+                          "which the other parts' losses do not train; run "
+                          'it alone, or beside others in a comma list)')
     if len(nets) > 1:
         raise ConfigError(f'{name}: the network can be built one way only, '
                           f'not by {" and ".join(nets)}')
@@ -233,6 +236,17 @@ def check_hparams(parts: list, hp: dict):
             for v in np.atleast_1d(values):
                 if not np.isfinite(v) or not ok(v):
                     raise ConfigError(f'{name}={v:g}: {need}')
+
+
+def schedule(parts: list, spec) -> dict:
+    """The composition's own defaults of ``'iters'`` and ``'batch'`` on a
+    protocol (:attr:`MethodEntry.schedule`), ``{}`` where it has none."""
+    out = {}
+    for p in parts:
+        got = entry(p).schedule
+        if got is not None:
+            out.update(got(spec))
+    return out
 
 
 def is_joint(parts: list) -> bool:

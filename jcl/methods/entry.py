@@ -128,9 +128,16 @@ class MethodEntry(NamedTuple):
         ``''``: two parts that change the gradient in the same way
         (``'gradient projection'``: A-GEM's and GEM's, the later of which
         would undo the earlier's constraint) are refused together.
-      alone: combines with no other part (``+``): e.g. a method whose
+      alone: combines with no other part (``+``): a method whose
         predictions come from a network of its own that the other parts'
-        losses would not reach (GDumb).
+        losses would not reach (GDumb, the generative classifier).
+      schedule: ``spec -> {'iters': int, 'batch': int, 'lr': float}``
+        (each key optional): the method's own defaults of the iterations
+        per task, the minibatch size and the learning rate on a protocol
+        (its :class:`jcl.tasks.catalog.ProtocolSpec`), where its paper
+        trains it otherwise than the protocol's classifier; ``--iters``,
+        ``--batch`` and ``--lr`` still override them. ``None``: the
+        protocol's.
       summary: one line for ``jcl methods`` and the docs.
     """
 
@@ -149,6 +156,7 @@ class MethodEntry(NamedTuple):
     one_bank: bool = False
     exclusive: str = ''
     alone: bool = False
+    schedule: Callable | None = None
     summary: str = ''
 
     def default_values(self, protocol: str, scenario: str,

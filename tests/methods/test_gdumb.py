@@ -168,7 +168,7 @@ def test_gdumb_through_the_command_line_and_alone(tmp_path, capsys):
                      'class', '--method', 'gdumb+si', '--iters', '3',
                      '--out', str(tmp_path / 'no')])
     assert code == 2
-    assert 'gdumb combines with no other method' in capsys.readouterr().err
+    assert "gdumb composes with no other part" in capsys.readouterr().err
     code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
                      'class', '--method', 'gdumb', '--iters', '3', '--set',
                      'gdumb.momentum=1', '--out', str(tmp_path / 'no2')])
