@@ -16,6 +16,7 @@ import numpy as np
 
 from jcl.cli.args import parse_grid, parse_sets
 from jcl.core.errors import ConfigError
+from jcl.logs.metric_log import log_settings
 from jcl.methods import catalog as methods_catalog
 from jcl.tasks import catalog
 
@@ -189,8 +190,8 @@ def resolve(args) -> dict:
         if every < 0:
             raise ConfigError(f'--checkpoint-every must be >= 0, got {every}')
         cfg['checkpoint_every'] = every
-    cfg.update(metric_logs(getattr(args, 'log', 'csv'),
-                           getattr(args, 'log_every', 10)))
+    cfg.update(log_settings(getattr(args, 'log', 'csv'),
+                            getattr(args, 'log_every', 10)))
     if getattr(args, 'plugin', None):   # (absent: the hash of older runs)
         cfg['plugins'] = list(args.plugin)
     if args.features:
@@ -275,22 +276,6 @@ def file_sha256(path) -> str:
 # (the same run is typed in many ways) do not decide its numbers
 _NOT_HASHED = ('data_dir', 'hash', 'command', 'checkpoint_every', 'log',
                'log_every')
-
-
-def metric_logs(kinds: str, every: int) -> dict:
-    """``--log`` and ``--log-every`` checked: ``{'log': [...],
-    'log_every': n}`` (they change no number, so a run may resume with
-    others)."""
-    import importlib.util
-
-    from jcl.logs import parse_kinds
-    got = parse_kinds(kinds)
-    if 'wandb' in got and importlib.util.find_spec('wandb') is None:
-        raise ConfigError("--log wandb needs the wandb package: pip install "
-                          "'jcl[wandb]'")
-    if every < 1:
-        raise ConfigError(f'--log-every must be >= 1, got {every}')
-    return {'log': got, 'log_every': int(every)}
 
 
 def config_hash(cfg) -> str:

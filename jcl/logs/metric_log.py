@@ -24,6 +24,7 @@ steps follow those of tasks ``1..t-1``).
 'seed1,2,1.0,0.01,...']
 """
 
+import importlib.util
 import os
 import time
 
@@ -46,6 +47,19 @@ def parse_kinds(text: str) -> list:
         raise ConfigError(f'--log {text!r}: unknown {", ".join(bad)}; '
                           f'choose from {", ".join(KINDS)} or none')
     return list(dict.fromkeys(got))
+
+
+def log_settings(kinds: str, every: int) -> dict:
+    """``--log`` and ``--log-every`` checked: ``{'log': [...],
+    'log_every': n}`` (they change no number, so a run may resume with
+    others)."""
+    got = parse_kinds(kinds)
+    if 'wandb' in got and importlib.util.find_spec('wandb') is None:
+        raise ConfigError("--log wandb needs the wandb package: pip install "
+                          "'jcl[wandb]'")
+    if every < 1:
+        raise ConfigError(f'--log-every must be >= 1, got {every}')
+    return {'log': got, 'log_every': int(every)}
 
 
 class MetricLog:
