@@ -7,7 +7,8 @@ image) that is ten passes where the NMI code makes one; this script
 builds the same learner (the method's own schedule, its defaults, the
 seed's ``PRNGKey`` and class order) and scores the final model only.
 
-Usage (from the repository root)::
+Usage (from the repository root; PYTHONPATH=. where jcl is installed from
+another checkout)::
 
     python experiments/final_accuracy.py --method gen-classifier --seeds 0 1 2
 """
