@@ -124,7 +124,8 @@ def parser() -> argparse.ArgumentParser:
                    'steps.csv, tasks.csv), tensorboard (event files, no '
                    'TensorFlow needed), wandb (pip install \'jcl[wandb]\'; '
                    'WANDB_MODE=offline works offline), or none; in '
-                   'OUT/<scenario>/<method>/logs')
+                   'OUT/runs/METHOD/logs (OUT/SCENARIO/runs/METHOD/logs with '
+                   'several scenarios)')
     r.add_argument('--log-every', type=int, default=10, metavar='STEPS',
                    help='one logged point (the mean) every STEPS steps '
                    '(default 10)')
