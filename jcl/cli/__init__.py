@@ -16,7 +16,8 @@ import os
 import sys
 
 from jcl.cli.args import parser
-from jcl.cli.config import config_hash, resolve
+from jcl.cli.config import resolve
+from jcl.cli.identity import config_hash
 from jcl.core.errors import JclError, OutputError
 
 

@@ -14,12 +14,8 @@ import json
 import os
 import shutil
 
-from jcl.cli.config import (
-    config_diff,
-    config_hash,
-    read_json,
-    scenario_config,
-)
+from jcl.cli.config import read_json, scenario_config
+from jcl.cli.identity import config_diff, config_hash
 from jcl.core.errors import OutputError
 
 

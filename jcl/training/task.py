@@ -202,9 +202,8 @@ def run_steps(learner: Learner, state: CLState, hp, train: TaskData,
 
 def first_steps(learner: Learner, state: CLState, hp, train: TaskData,
                 active, plan: TaskPlan, start, count: int):
-    """:func:`run_steps` of the first task with the task known while
-    tracing (``ctx.task_id`` the Python ``0``): replay, weighted 0 there,
-    is left out of the program (:func:`jcl.core.combine.scale`)."""
+    """:func:`run_steps` of the first task, ``ctx.task_id`` the Python
+    ``0``: replay, weighted 0, is left out (:func:`jcl.core.combine.scale`)."""
     return run_steps(learner, state, hp, train, active, 0, plan, start,
                      count)
 
