@@ -95,6 +95,15 @@ def reservoir_add(buf: Buffer, batch: Batch, logits, key) -> Buffer:
     return buf
 
 
+def task_examples(data: TaskData, task):
+    """Every entry of ``task``'s index row, gathered (raw): ``(batch
+    [width, ...], ok [width])``, ``ok`` false past the task's count."""
+    entries = jnp.arange(data.index.shape[1])
+    batch = gather(data, data.index[task, entries], data.origin[task,
+                                                                entries])
+    return batch, entries < data.count[task]
+
+
 def store_task(buf: Buffer, data: TaskData, task, key, *,
                classes_per_task: int, per_class: int,
                priority=None) -> Buffer:
@@ -117,11 +126,8 @@ def store_task(buf: Buffer, data: TaskData, task, key, *,
         ``per_class`` highest (FROMP's memorable points), in decreasing
         order.
     """
-    width = data.index.shape[1]
-    entries = jnp.arange(width)
-    batch = gather(data, data.index[task, entries], data.origin[task,
-                                                                entries])
-    ok = entries < data.count[task]
+    batch, ok = task_examples(data, task)
+    width = ok.shape[0]
     rank = batch.y % classes_per_task
     take = min(per_class, width)
     if priority is None:

@@ -43,7 +43,6 @@ from jcl.core import losses, tree
 from jcl.core.method import Method, make_method, member_key
 from jcl.core.model import Model
 from jcl.core.records import Array
-from jcl.core.taskdata import gather
 from jcl.methods import buffers
 from jcl.methods.entry import (
     BUDGET,
@@ -77,11 +76,7 @@ class HALState(NamedTuple):
 def task_classes(data, task, classes_per_task: int):
     """The output unit of each class ``r`` of ``task`` (its examples' ``y``
     with ``y mod classes_per_task == r``; -1 for a class with none)."""
-    width = data.index.shape[1]
-    entries = jnp.arange(width)
-    batch = gather(data, data.index[task, entries], data.origin[task,
-                                                                entries])
-    ok = entries < data.count[task]
+    batch, ok = buffers.task_examples(data, task)
     rank = batch.y % classes_per_task
     return jax.vmap(lambda r: jnp.max(jnp.where(ok & (rank == r), batch.y,
                                                 -1)))(

@@ -11,6 +11,7 @@ from tiny_runs import (
     C,
     check_seeds_and_jit,
     layout,
+    linear_model,
     make_learner,
     tiny_protocol,
 )
@@ -22,12 +23,6 @@ from jcl.core.records import Forward, TaskCtx
 from jcl.methods import buffers, catalog
 from jcl.methods.dark_experience_replay import der, derpp
 from jcl.tasks import protocols
-
-
-def linear():
-    def apply(p, s, x, task, train=False):
-        return {'logits': x @ p['w'] + p['b']}, s
-    return jcl.make_model(init=None, apply=apply)
 
 
 def test_der_loss_by_hand_and_equal_to_derpp_logit_term():
@@ -44,7 +39,7 @@ def test_der_loss_by_hand_and_equal_to_derpp_logit_term():
     kw = dict(prepare=lambda x: x.astype(jnp.float32) / 10,
               input_shape=(3,), num_outputs=C, size=5, minibatch=8)
     fwd = Forward(params, {}, None, {}, {})
-    terms = der(linear(), alpha=0.4, **kw).loss(buf, fwd, ctx)[0]
+    terms = der(linear_model(), alpha=0.4, **kw).loss(buf, fwd, ctx)[0]
     assert set(terms) == {'logits'}
     # minibatch 8 > 4 filled slots: every filled slot once, the empty one
     # weighs nothing
@@ -53,7 +48,7 @@ def test_der_loss_by_hand_and_equal_to_derpp_logit_term():
     want = 0.4 * np.mean((z - np.asarray(buf.logits)[[0, 1, 2, 4]]) ** 2)
     np.testing.assert_allclose(float(terms['logits']), want, rtol=1e-5)
     # the same draw as DER++'s first one when keyed by the same name
-    plus = derpp(linear(), alpha=0.4, beta=0.0, name='der', **kw)
+    plus = derpp(linear_model(), alpha=0.4, beta=0.0, name='der', **kw)
     np.testing.assert_allclose(
         float(plus.loss(buf, fwd, ctx)[0]['logits']), want, rtol=1e-5)
 

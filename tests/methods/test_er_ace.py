@@ -11,6 +11,7 @@ import pytest
 from tiny_runs import (
     check_seeds_and_jit,
     layout,
+    linear_model,
     make_learner,
     tiny_protocol,
 )
@@ -25,12 +26,6 @@ from jcl.methods.asymmetric_replay import AceState, er_ace
 from jcl.tasks import protocols
 
 K = 6   # outputs of the hand-computed case: three tasks of two classes
-
-
-def linear():
-    def apply(p, s, x, task, train=False):
-        return {'logits': x @ p['w'] + p['b']}, s
-    return jcl.make_model(init=None, apply=apply)
 
 
 def np_ce(z, y, keep):
@@ -62,7 +57,7 @@ def setting(task_id):
 
 def test_er_ace_loss_by_hand():
     params, state, ctx, fwd = setting(task_id=1)
-    m = er_ace(linear(), prepare=lambda x: x.astype(jnp.float32) / 10,
+    m = er_ace(linear_model(), prepare=lambda x: x.astype(jnp.float32) / 10,
                input_shape=(3,), size=5, minibatch=8)
     terms = m.loss(state, fwd, ctx)[0]
     z = np.asarray(fwd.outputs['logits'])
@@ -90,7 +85,7 @@ def test_er_ace_loss_by_hand():
 
 def test_er_ace_update_fills_the_reservoir_and_the_top_class():
     params, state, ctx, _ = setting(task_id=1)
-    m = er_ace(linear(), prepare=lambda x: x, input_shape=(3,), size=4)
+    m = er_ace(linear_model(), prepare=lambda x: x, input_shape=(3,), size=4)
     raw = Batch(jnp.ones((2, 3), jnp.uint8), jnp.asarray([5, 4]),
                 jnp.asarray([2, 2]))
     new = m.update(m.init(None, None), Step(params, params, None, {}, raw,

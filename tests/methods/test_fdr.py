@@ -12,6 +12,7 @@ from tiny_runs import (
     C,
     check_seeds_and_jit,
     layout,
+    linear_model,
     make_learner,
     tiny_model,
     tiny_protocol,
@@ -26,12 +27,6 @@ from jcl.methods import buffers, catalog
 from jcl.methods.function_distance import fdr
 from jcl.tasks import protocols
 from jcl.training.optim import sgd
-
-
-def linear():
-    def apply(p, s, x, task, train=False):
-        return {'logits': x @ p['w'] + p['b']}, s
-    return jcl.make_model(init=None, apply=apply)
 
 
 def np_softmax(z, mask):
@@ -53,7 +48,7 @@ def test_fdr_loss_by_hand(outputs):
     active = protocols.active_table('class', [[0, 1], [2, 3]],
                                     class_outputs=outputs)
     ctx = TaskCtx(jnp.int32(1), jax.random.PRNGKey(3), jnp.asarray(active))
-    m = fdr(linear(), prepare=lambda x: x.astype(jnp.float32) / 10,
+    m = fdr(linear_model(), prepare=lambda x: x.astype(jnp.float32) / 10,
             input_shape=(3,), num_outputs=C, num_tasks=2, size=5,
             minibatch=8, alpha=0.7)
     got = float(m.loss(buf, Forward(params, {}, None, {}, {}), ctx)[0]
@@ -180,8 +175,8 @@ def test_fdr_sgd_step_is_mammoths_two_steps():
               input_shape=(3,), num_outputs=C, num_tasks=2, size=4,
               minibatch=4, alpha=0.8)
     lr = 0.3
-    m = fdr(linear(), sgd_lr=lr, **kw)
-    plain = fdr(linear(), **kw)
+    m = fdr(linear_model(), sgd_lr=lr, **kw)
+    plain = fdr(linear_model(), **kw)
     g = {'w': jnp.asarray(rng.randn(3, C), jnp.float32),
          'b': jnp.asarray(rng.randn(C), jnp.float32)}   # the CE's gradient
     got = m.grads(buf, Step(params, params, g, {}, None, None, {}, {}), ctx)

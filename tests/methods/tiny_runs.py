@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jcl.core import taskdata as data_lib
+from jcl.core.model import make_model
 from jcl.models import mlp_classifier
 from jcl.tasks import protocols
 from jcl.training import learner as learner_lib
@@ -34,6 +35,14 @@ def tiny_protocol(scenario='class', n=48, seed=0):
                                  scenario)
 
 
+def linear_model():
+    """``logits = x @ w + b`` on prepared inputs; ``init`` unused (the
+    tests pass parameters)."""
+    def apply(p, s, x, task, train=False):
+        return {'logits': x @ p['w'] + p['b']}, s
+    return make_model(init=None, apply=apply)
+
+
 def tiny_model():
     return mlp_classifier((8,), num_outputs=C, input_dim=D)
 
@@ -50,20 +59,32 @@ def make_learner(make_method, *, steps=5, batch=4, optimizer=None):
                                num_steps=steps, batch_size=batch, **kw)
 
 
-def task_runner(learner, proto, hp, *, tasks=2):
-    """``key -> (state, R)``: ``tasks`` tasks trained from ``key``."""
+def task_runner(learner, proto, hp, *, tasks=2, vmapped=False):
+    """``keys -> (state, R)``: ``tasks`` tasks trained from ``keys`` (one
+    key ``[2]``, or ``[S, 2]`` with ``vmapped``). One compiled program per
+    task (the task id traced), not the tasks unrolled in one."""
     train = data_lib.to_device(proto.train)
     test = data_lib.to_device(proto.test)
     active = jnp.asarray(proto.active)
 
-    def go(key):
-        state = learner_lib.init_state(learner, hp, key)
-        rows = []
+    def init(key):
+        return learner_lib.init_state(learner, hp, key)
+
+    def task(state, t):
+        state, _, acc = train_lib.train_task(learner, state, hp, train,
+                                             test, active, t)
+        return state, acc
+
+    if vmapped:
+        init, task = jax.vmap(init), jax.vmap(task, in_axes=(0, None))
+    init, task = jax.jit(init), jax.jit(task)
+
+    def go(keys):
+        state, rows = init(keys), []
         for t in range(tasks):
-            state, _, acc = train_lib.train_task(learner, state, hp, train,
-                                                 test, active, jnp.int32(t))
+            state, acc = task(state, jnp.int32(t))
             rows.append(acc)
-        return state, jnp.stack(rows)
+        return state, jnp.stack(rows, -2)
 
     return go
 
@@ -73,10 +94,9 @@ def check_seeds_and_jit(learner, proto, hp, seeds=3, rtol=1e-5, atol=1e-6):
     one training step of the second task from the first seed's final
     state (its buffer filled) unjitted equals it jitted; returns the
     per-seed R."""
-    go = task_runner(learner, proto, hp)
     keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    vstate, vR = jax.jit(jax.vmap(go))(keys)
-    one = jax.jit(go)
+    vstate, vR = task_runner(learner, proto, hp, vmapped=True)(keys)
+    one = task_runner(learner, proto, hp)
     for i in range(seeds):
         state, R = one(keys[i])
         np.testing.assert_allclose(np.asarray(vR[i]), np.asarray(R),
