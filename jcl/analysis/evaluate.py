@@ -23,12 +23,14 @@ def task_accuracies(scores, data: TaskData, active_row, prepare, *,
       data: test :class:`jcl.core.taskdata.TaskData` (device resident).
       active_row: bool ``[T, C]``, the active outputs of each task.
       prepare: the protocol's ``raw inputs -> model inputs``.
-      batch_size: evaluation chunk (bounds memory only).
+      batch_size: evaluation chunk (bounds memory only), at most the
+        largest task's test set.
 
     Returns:
       float32 ``[T]`` accuracies in [0, 1].
     """
     num_tasks, width = data.index.shape
+    batch_size = min(batch_size, width)   # a small test set: no padding
     chunks = -(-width // batch_size)
 
     def one_task(t):
