@@ -131,7 +131,7 @@ def run_seeds(learner: Learner, protocol, hp: dict, keys, *,
             [p.valid for p in protos])
     active = protocol.active
     if protocol.scenario == 'class' and protocol.own is not None:
-        evals[TASK_VIEW], eval_axes[TASK_VIEW] = test, test_axes
+        # scored on 'test' in the same pass (jcl.training.scoring.each_eval)
         active = {'train': active, TASK_VIEW: np.broadcast_to(
             protocol.own[None], np.shape(active))}
     if len(protos) == 1:

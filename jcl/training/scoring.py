@@ -11,6 +11,7 @@ dict_keys(['test_task'])
 import functools
 
 import jax
+import jax.numpy as jnp
 
 from jcl.analysis.evaluate import task_accuracies
 from jcl.core.model import logits
@@ -54,7 +55,31 @@ def tables(active):
 
 def each_eval(fn, evals, active, views):
     """``fn(data, table)`` on one TaskData, or on each value of a dict of
-    them with its view's table (``views[name]``, else ``active``)."""
+    them with its view's table (``views[name]``, else ``active``).
+
+    A view with no data of its own in ``evals`` scores ``evals['test']``
+    in the same pass: ``fn`` is vmapped over the stacked tables, and the
+    predictions, which do not depend on the table, are computed once (a
+    Class-IL run's Task-IL view costs no second forward pass).
+
+    >>> import jax.numpy as jnp
+    >>> data = TaskData(*[jnp.zeros(1)] * 7)
+    >>> out = each_eval(lambda d, t: t.sum(), {'test': data}, jnp.ones(3),
+    ...                 {'test_task': jnp.zeros(3)})
+    >>> {k: float(v) for k, v in out.items()}
+    {'test': 3.0, 'test_task': 0.0}
+    """
     if isinstance(evals, TaskData):
         return fn(evals, active)
-    return {k: fn(v, views.get(k, active)) for k, v in evals.items()}
+    out = {}
+    for k, v in evals.items():
+        table = views.get(k, active)
+        extra = [n for n in views if n not in evals] if k == 'test' else []
+        if not extra:
+            out[k] = fn(v, table)
+            continue
+        stacked = jnp.stack([table] + [views[n] for n in extra])
+        both = jax.vmap(lambda t, v=v: fn(v, t))(stacked)
+        for i, n in enumerate([k] + extra):
+            out[n] = jax.tree.map(lambda a, i=i: a[i], both)
+    return out
