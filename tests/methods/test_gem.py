@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.optimize import nnls
+from tiny_runs import assert_refused
 
 from jcl import cli
 from jcl.core import losses
@@ -206,14 +207,7 @@ def test_gem_runs_and_refuses_bad_values(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['gem+ewc']['hp']['gem.budget'] == 50.0
-    code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
-                     'class', '--method', 'gem+agem', '--iters', '2',
-                     '--out', str(tmp_path / 'both')])
-    assert code == 2
-    assert 'both a gradient projection' in capsys.readouterr().err
-    for bad, says in (('gem.gamma=-1', 'must be >= 0'),
-                      ('gem.budget=3', 'at least one example per task')):
-        code = cli.main(['run', '--protocol', 'split-mnist', '--scenario',
-                         'class', '--method', 'gem', '--iters', '2',
-                         '--set', bad, '--out', str(tmp_path / 'bad')])
-        assert code == 2 and says in capsys.readouterr().err, bad
+    assert_refused(tmp_path, capsys, (
+        ('gem+agem', None, 'both a gradient projection'),
+        ('gem', 'gem.gamma=-1', 'must be >= 0'),
+        ('gem', 'gem.budget=3', 'at least one example per task')))

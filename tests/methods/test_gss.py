@@ -7,6 +7,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tiny_runs import assert_refused
 
 from jcl import cli
 from jcl.core import losses
@@ -180,12 +181,7 @@ def test_gss_runs_and_refuses_bad_values(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / 'summary.json').read_text())
     assert summary['gss+si']['hp']['gss.budget'] == 40.0
-    for method, bad, says in (
-            ('gss', 'gss.minibatch=0', 'gss.minibatch=0: must be'),
-            ('gss', 'gss.budget=0.5', 'gss.budget=0.5: must be'),
-            ('gss+icarl', None, 'own objective')):
-        args = ['run', '--protocol', 'split-mnist', '--scenario', 'class',
-                '--method', method, '--iters', '2',
-                '--out', str(tmp_path / 'bad')]
-        code = cli.main(args + (['--set', bad] if bad else []))
-        assert code == 2 and says in capsys.readouterr().err, method
+    assert_refused(tmp_path, capsys, (
+        ('gss', 'gss.minibatch=0', 'gss.minibatch=0: must be'),
+        ('gss', 'gss.budget=0.5', 'gss.budget=0.5: must be'),
+        ('gss+icarl', None, 'own objective')))

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jcl import cli
 from jcl.core import taskdata as data_lib
 from jcl.core.model import make_model
 from jcl.models import mlp_classifier
@@ -123,3 +124,15 @@ def assert_trees_close(a, b, rtol, atol):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol,
                                    atol=atol)
+
+
+def assert_refused(tmp_path, capsys, cases):
+    """``jcl run`` (split MNIST, Class-IL) refuses each ``(method, a --set
+    value or None, a part of the message)`` of ``cases``: exit status 2,
+    the message on stderr."""
+    for method, bad, says in cases:
+        args = ['run', '--protocol', 'split-mnist', '--scenario', 'class',
+                '--method', method, '--iters', '2',
+                '--out', str(tmp_path / 'bad')]
+        code = cli.main(args + (['--set', bad] if bad else []))
+        assert code == 2 and says in capsys.readouterr().err, (method, bad)
