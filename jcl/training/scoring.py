@@ -71,6 +71,9 @@ def each_eval(fn, evals, active, views):
     """
     if isinstance(evals, TaskData):
         return fn(evals, active)
+    if 'test' not in evals and any(n not in evals for n in views):
+        raise ValueError(f'views {sorted(n for n in views if n not in evals)} '
+                         f'score the test data, which evals lacks')
     out = {}
     for k, v in evals.items():
         table = views.get(k, active)
