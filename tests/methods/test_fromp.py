@@ -3,7 +3,6 @@ inverse, the memorable points, the functional prior's value and its
 gradient against the reference's update, the clipping, jit vs no-jit,
 vmap over seeds vs a loop, refusals and a command-line run."""
 
-import functools
 import json
 
 import chex
@@ -11,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_runs import assert_rows_equal_loop
 
 from jcl import cli
 from jcl.core import taskdata as data_lib
@@ -20,10 +20,8 @@ from jcl.core.records import Forward, Snapshot, Step, TaskCtx, TaskEnd
 from jcl.methods import catalog, function_space
 from jcl.methods.functional_regularisation import fromp
 from jcl.models import mlp_classifier
-from jcl.sweep.rows import compile_run
 from jcl.tasks import protocols
 from jcl.training import learner as learner_lib
-from jcl.training import task as train_lib
 
 D, C = 6, 4
 CLF = mlp_classifier((5,), num_outputs=C, input_dim=D)
@@ -246,23 +244,7 @@ def test_vmap_over_seeds_equals_loop():
         prepare=scale, num_steps=4, batch_size=4)
     hp = {'lr': jnp.full((2,), 1e-2), 'tau': jnp.array([1.0, 10.0])}
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    tr, te = data_lib.to_device(proto.train), data_lib.to_device(proto.test)
-    act = jnp.asarray(proto.active)
-    init, task, _ = compile_run(learner)
-    states = init(hp, keys)
-    for t in range(2):
-        states, _, acc = task(states, hp, tr, te, act, jnp.int32(t))
-    f = jax.jit(functools.partial(train_lib.train_task, learner))
-    for s in range(2):
-        h = {k: v[s] for k, v in hp.items()}
-        st = learner_lib.init_state(learner, h, keys[s])
-        for t in range(2):
-            st, _, accs = f(st, h, tr, te, act, jnp.int32(t))
-        chex.assert_trees_all_close(
-            st.params, jax.tree.map(lambda x: x[s], states.params),
-            atol=1e-5, rtol=1e-4)
-        np.testing.assert_allclose(accs, acc[s], atol=1e-6)
-
+    assert_rows_equal_loop(learner, proto, hp, keys)
 
 def test_defaults_and_bad_values():
     hp = catalog.default_hparams(['fromp'], lr=1e-3, protocol='split-mnist',

@@ -3,27 +3,24 @@ importance-sampled likelihood by hand, the per-class loss, jit vs no-jit,
 vmap over seeds vs a loop, the catalogue's schedule and refusals, and a
 run from the command line."""
 
-import functools
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_runs import assert_rows_equal_loop
 
 from jcl import cli
-from jcl.core import taskdata as data_lib
 from jcl.core.errors import ConfigError
 from jcl.core.method import member_key
 from jcl.core.records import Batch, Forward, Snapshot, TaskCtx
 from jcl.methods import catalog
 from jcl.methods.generative_classifier import first_of_each, gen_classifier
 from jcl.models.class_vaes import class_vaes
-from jcl.sweep.rows import compile_run
 from jcl.tasks import catalog as protocols_catalog
 from jcl.tasks import protocols
 from jcl.training import learner as learner_lib
-from jcl.training import task as train_lib
 
 D, H, Z, C = 6, 5, 2, 4
 MODEL = class_vaes((H,), num_classes=C, latent=Z, input_dim=D)
@@ -168,22 +165,7 @@ def test_vmap_over_seeds_equals_loop():
     learner = small_learner(proto)
     hp = {'lr': jnp.full((2,), 1e-3)}
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    tr, te = data_lib.to_device(proto.train), data_lib.to_device(proto.test)
-    act = jnp.asarray(proto.active)
-    init, task, _ = compile_run(learner)
-    states = init(hp, keys)
-    for t in range(2):
-        states, _, acc = task(states, hp, tr, te, act, jnp.int32(t))
-    f = jax.jit(functools.partial(train_lib.train_task, learner))
-    for s in range(2):
-        st = learner_lib.init_state(learner, {'lr': 1e-3}, keys[s])
-        for t in range(2):
-            st, _, accs = f(st, {'lr': 1e-3}, tr, te, act, jnp.int32(t))
-        chex.assert_trees_all_close(
-            st.params, jax.tree.map(lambda x: x[s], states.params),
-            atol=1e-5, rtol=1e-4)
-        np.testing.assert_allclose(accs, acc[s], atol=1e-6)
-
+    assert_rows_equal_loop(learner, proto, hp, keys)
 
 def test_schedule_is_the_codes_per_class_training():
     spec = protocols_catalog.protocol_spec('split-mnist')

@@ -2,6 +2,8 @@
 synthetic split, a small MLP, a few steps; trained jitted or not, per
 seed in a loop or all seeds under one ``vmap``."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from jcl import cli
 from jcl.core import taskdata as data_lib
 from jcl.core.model import make_model
 from jcl.models import mlp_classifier
+from jcl.sweep.rows import compile_run
 from jcl.tasks import protocols
 from jcl.training import learner as learner_lib
 from jcl.training import task as train_lib
@@ -136,3 +139,28 @@ def assert_refused(tmp_path, capsys, cases):
                 '--out', str(tmp_path / 'bad')]
         code = cli.main(args + (['--set', bad] if bad else []))
         assert code == 2 and says in capsys.readouterr().err, (method, bad)
+
+
+def assert_rows_equal_loop(learner, proto, hp, keys, *, tasks=2,
+                           atol=1e-5, rtol=1e-4):
+    """The rows of :func:`jcl.compile_run`'s program (one per key; ``hp``
+    of ``[S]`` arrays) equal each row trained alone under ``jit``: the
+    parameters to float rounding, the accuracies after each task."""
+    tr = data_lib.to_device(proto.train)
+    te = data_lib.to_device(proto.test)
+    act = jnp.asarray(proto.active)
+    init, task, _ = compile_run(learner)
+    states, rows = init(hp, keys), []
+    for t in range(tasks):
+        states, _, acc = task(states, hp, tr, te, act, jnp.int32(t))
+        rows.append(acc)
+    alone = jax.jit(functools.partial(train_lib.train_task, learner))
+    for s in range(len(keys)):
+        h = {k: v[s] for k, v in hp.items()}
+        st = learner_lib.init_state(learner, h, keys[s])
+        for t in range(tasks):
+            st, _, acc = alone(st, h, tr, te, act, jnp.int32(t))
+            np.testing.assert_allclose(acc, rows[t][s], atol=1e-6)
+        assert_trees_close(st.params,
+                           jax.tree.map(lambda x, s=s: x[s], states.params),
+                           rtol, atol)
